@@ -1,0 +1,143 @@
+"""The ``embodia`` command line: ``embodia {demo,collect,list} ...`` (``embodia <cmd> --help`` for options)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import tyro
+
+NAV_KEYS = ("success", "tc", "spd", "ndtw", "sed", "spl", "path_length", "collisions", "steps")
+
+
+@dataclass
+class CollectCommand:
+    """Run an environment's scripted expert and write one HDF5 episode file per episode plus summary.json."""
+
+    env: str = "embodia/UrbanNav-v0"
+    """Environment id (see `embodia list`)."""
+    episodes: int = 10
+    """Number of episodes; episode i uses seed `seed + i`."""
+    out: Path = Path("runs/collect")
+    """Output directory for episode_<i>.h5 files and summary.json."""
+    seed: int = 0
+    """Seed of the first episode."""
+    env_kwargs: str = "{}"
+    """JSON object of keyword arguments for gymnasium.make, e.g. '{"city": {"blocks_x": 10, "blocks_y": 10}}'."""
+    overwrite: bool = False
+    """Replace episode files already in --out."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+@dataclass
+class DemoCommand:
+    """The main job: collect and summarise expert episodes on UrbanNav and UrbanNav-Return."""
+
+    out: Path = Path("runs/demo")
+    """Run directory; episodes go to <out>/episodes/<env>/."""
+    episodes: int = 20
+    """Episodes per environment."""
+    seed: int = 0
+    """Seed of the first episode."""
+    quick: bool = False
+    """A few episodes only (a smoke run)."""
+
+
+@dataclass
+class ListCommand:
+    """Print the registered environments."""
+
+    all: bool = False
+    """Include every Gymnasium environment, not only embodia's."""
+
+
+Command = (
+    Annotated[DemoCommand, tyro.conf.subcommand("demo")]
+    | Annotated[CollectCommand, tyro.conf.subcommand("collect")]
+    | Annotated[ListCommand, tyro.conf.subcommand("list")]
+)
+
+
+def _parse_env_kwargs(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--env-kwargs is not valid JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"--env-kwargs must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def run_collect(cmd: CollectCommand) -> int:
+    """Runs ``embodia collect``."""
+    from embodia.runtime.collect import collect, format_summary
+
+    summary = collect(
+        cmd.env,
+        cmd.episodes,
+        cmd.out,
+        seed=cmd.seed,
+        env_kwargs=_parse_env_kwargs(cmd.env_kwargs),
+        overwrite=cmd.overwrite,
+        progress=cmd.progress,
+    )
+    print(format_summary(summary))
+    print(f"wrote {summary['episodes']} episodes and summary.json to {cmd.out}")
+    return 0
+
+
+def run_demo(cmd: DemoCommand) -> int:
+    """Runs ``embodia demo``."""
+    from embodia.runtime.collect import collect, format_summary
+
+    episodes = 3 if cmd.quick else cmd.episodes
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    for env_id in ("embodia/UrbanNav-v0", "embodia/UrbanNav-Return-v0"):
+        out = cmd.out / "episodes" / env_id.split("/")[-1]
+        summary = collect(env_id, episodes, out, seed=cmd.seed, overwrite=True)
+        print(format_summary(summary, NAV_KEYS))
+        print(f"  episodes and summary.json in {out}\n")
+    return 0
+
+
+def run_list(cmd: ListCommand) -> int:
+    """Runs ``embodia list``."""
+    import gymnasium as gym
+
+    import embodia  # noqa: F401  (registers the environments)
+
+    for env_id, spec in sorted(gym.registry.items()):
+        if cmd.all or env_id.startswith("embodia/"):
+            entry = spec.entry_point if isinstance(spec.entry_point, str) else getattr(spec.entry_point, "__name__", "")
+            limit = spec.max_episode_steps or spec.kwargs.get("max_steps")
+            print(f"{env_id:<32} max_steps={limit!s:<6} {entry}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``embodia`` console script; returns the exit status."""
+    cmd = tyro.cli(Command, args=argv, prog="embodia", description=__doc__)
+    handlers = {CollectCommand: run_collect, DemoCommand: run_demo, ListCommand: run_list}
+    try:
+        import gymnasium as gym
+
+        import embodia  # noqa: F401
+        from embodia.data.episodes import EpisodeFileError
+
+        try:
+            return handlers[type(cmd)](cmd)
+        except (ValueError, EpisodeFileError, gym.error.Error) as err:
+            print(f"embodia: error: {err}", file=sys.stderr)
+            return 2
+    except KeyboardInterrupt:
+        print("embodia: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Scripted demonstrators, looked up by environment id.
+
+An expert has ``reset()``, ``act(obs) -> action`` and ``info() -> dict`` (metadata recorded with each episode,
+e.g. which mode a multimodal expert chose). Experts are privileged: they may read ``env.unwrapped``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+
+class Expert(Protocol):
+    """What the collector needs from a demonstrator."""
+
+    def reset(self) -> None:
+        """Called after every ``env.reset``."""
+
+    def act(self, obs: Any) -> np.ndarray:
+        """Next action for observation ``obs``."""
+
+    def info(self) -> dict[str, Any]:
+        """JSON-serialisable metadata of the current episode."""
+
+
+EXPERTS: dict[str, str] = {
+    "embodia/UrbanNav-v0": "embodia.envs.nav.expert:UrbanNavExpert",
+    "embodia/UrbanNav-Return-v0": "embodia.envs.nav.expert:UrbanNavExpert",
+}
+"""Environment id -> ``"module:Class"`` of its expert (imported on first use)."""
+
+
+def make_expert(env: gym.Env) -> Expert:
+    """Builds the expert registered for ``env.spec.id``.
+
+    Raises:
+        ValueError: no expert is registered for the environment.
+    """
+    env_id = env.spec.id if env.spec is not None else None
+    if env_id not in EXPERTS:
+        known = ", ".join(sorted(EXPERTS))
+        raise ValueError(f"no scripted expert for environment {env_id!r}; experts exist for: {known}")
+    module_name, class_name = EXPERTS[env_id].split(":")
+    return getattr(importlib.import_module(module_name), class_name)(env)

@@ -1,0 +1,1 @@
+"""UrbanNav: instruction-following navigation in generated MuJoCo cities."""

@@ -1,0 +1,98 @@
+"""``embodia collect``: run an environment's scripted expert for N episodes and write episode files + summary."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from embodia.data.episodes import episode_files
+from embodia.runtime.rollout import EpisodeSpec, RolloutWorker, write_json_atomic
+from embodia.stats import summarise_metrics
+
+
+def collect(
+    env_id: str,
+    episodes: int,
+    out: str | Path,
+    *,
+    seed: int = 0,
+    env_kwargs: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Collects expert episodes: ``out/episode_<i>.h5`` (seed ``seed + i``) and ``out/summary.json``.
+
+    Args:
+        env_id: registered Gymnasium id with a scripted expert.
+        episodes: number of episodes (>= 1).
+        out: output directory (created).
+        seed: seed of the first episode.
+        env_kwargs: keyword arguments for ``gymnasium.make``.
+        overwrite: replace episode files already in ``out`` (otherwise refuse, so nothing is lost).
+        progress: show a progress bar.
+
+    Returns:
+        The summary written to ``summary.json``:
+        ``{"env", "episodes", "seed", "env_kwargs", "metrics": {name: {"mean", "ci95", "n"}}, "files", ...}``.
+
+    Raises:
+        ValueError: bad arguments, or ``out`` already holds episodes and ``overwrite`` is False.
+    """
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    if seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {seed}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and not overwrite:
+        existing = episode_files(out)
+        if existing:
+            raise ValueError(f"{out} already holds {len(existing)} episode files; pass --overwrite or another --out")
+    start = time.perf_counter()
+    worker = RolloutWorker(env_id, env_kwargs)  # fails on a bad env id or kwargs before anything is written
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    try:
+        specs = [EpisodeSpec(i, seed + i) for i in range(episodes)]
+        bar = tqdm(specs, desc=f"collect {env_id}", unit="ep", disable=not progress, dynamic_ncols=True)
+        for spec in bar:
+            result = worker.run_episode(spec, out)
+            results.append(result)
+            successes = sum(r.metrics.get("success", 0.0) for r in results)
+            bar.set_postfix(success=f"{successes / len(results):.2f}", steps=result.num_steps)
+    finally:
+        worker.close()
+    wall = time.perf_counter() - start
+    steps = sum(r.num_steps for r in results)
+    summary = {
+        "env": env_id,
+        "episodes": len(results),
+        "seed": seed,
+        "env_kwargs": env_kwargs or {},
+        "metrics": summarise_metrics([r.metrics for r in results]),
+        "steps": steps,
+        "wall_s": round(wall, 3),
+        "steps_per_s": round(steps / wall, 1) if wall > 0 else None,
+        "files": [Path(r.path).name for r in results if r.path],
+        "per_episode": [
+            {"index": r.index, "seed": r.seed, "steps": r.num_steps, **r.metrics, **r.extra} for r in results
+        ],
+    }
+    write_json_atomic(out / "summary.json", summary)
+    return summary
+
+
+def format_summary(summary: dict[str, Any], keys: tuple[str, ...] | None = None) -> str:
+    """A plain-text table of a summary's metrics (mean and 95 % CI)."""
+    metrics = summary["metrics"]
+    keys = keys or tuple(metrics)
+    lines = [f"{summary['env']}: {summary['episodes']} episodes", f"  {'metric':<18} {'mean':>9}  95% CI"]
+    for key in keys:
+        if key in metrics:
+            m = metrics[key]
+            lines.append(f"  {key:<18} {m['mean']:>9.3f}  [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]")
+    return "\n".join(lines)

@@ -1,0 +1,143 @@
+"""Run episodes of one environment with a controller and record them as episode files.
+
+``RolloutWorker`` is a plain class (one env, one controller) so the same code runs in-process or inside a Ray
+actor. Episode ``i`` of a collection uses seed ``seed + i``, so a collection is reproducible and can be split
+across workers without changing any episode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from embodia.data.episodes import EpisodeRecorder, write_episode
+from embodia.envs.experts import Expert, make_expert
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """Which episode to run: its index in the collection and its seed."""
+
+    index: int
+    seed: int
+
+
+@dataclass
+class EpisodeResult:
+    """Outcome of one episode: where it was written and its metrics."""
+
+    index: int
+    seed: int
+    num_steps: int
+    metrics: dict[str, float]
+    path: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def episode_filename(index: int) -> str:
+    """File name of episode ``index`` in a collection directory."""
+    return f"episode_{index:06d}.h5"
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+class RolloutWorker:
+    """Runs episodes of ``env_id`` with a controller and writes one episode file each.
+
+    Args:
+        env_id: a registered Gymnasium id.
+        env_kwargs: keyword arguments for ``gymnasium.make``.
+        controller_fn: builds the controller from the env; default: the env's scripted expert.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        env_kwargs: dict[str, Any] | None = None,
+        controller_fn: Callable[[gym.Env], Expert] | None = None,
+    ) -> None:
+        self.env_id = env_id
+        self.env_kwargs = dict(env_kwargs or {})
+        self.env = gym.make(env_id, **self.env_kwargs)
+        self.controller = (controller_fn or make_expert)(self.env)
+        unwrapped = self.env.unwrapped
+        self._reward_terms = tuple(getattr(unwrapped, "REWARD_TERMS", ()))
+        self._has_state = hasattr(unwrapped, "get_mj_state")
+
+    def run_episode(self, spec: EpisodeSpec, out_dir: str | os.PathLike | None = None) -> EpisodeResult:
+        """Runs one episode; writes ``out_dir/episode_<index>.h5`` when ``out_dir`` is given."""
+        env, unwrapped = self.env, self.env.unwrapped
+        recorder = EpisodeRecorder(record_infos=(*self._reward_terms, "phase"))
+        obs, _ = env.reset(seed=spec.seed)
+        env.action_space.seed(spec.seed)
+        self.controller.reset()
+        recorder.start(obs, unwrapped.get_mj_state() if self._has_state else None)
+        instruction = obs.get("instruction", "") if isinstance(obs, dict) else ""
+        info: dict[str, Any] = {}
+        total_reward = 0.0
+        done = False
+        while not done:
+            action = np.asarray(self.controller.act(obs), dtype=np.float32)
+            obs, reward, terminated, truncated, info = env.step(action)
+            state = unwrapped.get_mj_state() if self._has_state else None
+            recorder.add(action, obs, reward, terminated, truncated, info, state)
+            total_reward += float(reward)
+            done = terminated or truncated
+        metrics = info.get("metrics")
+        if metrics is None and hasattr(unwrapped, "episode_metrics"):
+            metrics = unwrapped.episode_metrics(stopped=bool(terminated))
+        metrics = {k: float(v) for k, v in (metrics or {}).items()}
+        metrics.setdefault("return", total_reward)
+        extra = _json_safe({**self.controller.info(), "sim_unstable": bool(info.get("sim_unstable", False))})
+        episode = recorder.finish(
+            env_id=self.env_id,
+            seed=spec.seed,
+            instruction=instruction,
+            scene_xml=getattr(unwrapped, "scene_xml", None),
+            env_kwargs=_json_safe(unwrapped.env_kwargs() if hasattr(unwrapped, "env_kwargs") else self.env_kwargs),
+            metrics=metrics,
+            extra=extra,
+        )
+        path = None
+        if out_dir is not None:
+            path = str(write_episode(Path(out_dir) / episode_filename(spec.index), episode))
+        return EpisodeResult(spec.index, spec.seed, episode.num_steps, metrics, path, extra)
+
+    def run(self, specs: Iterable[EpisodeSpec], out_dir: str | os.PathLike | None = None) -> list[EpisodeResult]:
+        """Runs several episodes in order."""
+        return [self.run_episode(spec, out_dir) for spec in specs]
+
+    def close(self) -> None:
+        """Closes the environment."""
+        self.env.close()
+
+
+def write_json_atomic(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Writes ``payload`` as indented JSON via a temp file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=False)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path

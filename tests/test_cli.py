@@ -1,0 +1,83 @@
+"""The `embodia` command line, run as a real subprocess like a user would."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from embodia.data.episodes import read_episode
+
+
+def embodia(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MUJOCO_GL": "egl", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "embodia.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def test_list_prints_the_registered_envs():
+    proc = embodia("list")
+    assert proc.returncode == 0, proc.stderr
+    assert "embodia/UrbanNav-v0" in proc.stdout and "embodia/UrbanNav-Return-v0" in proc.stdout
+
+
+@pytest.mark.parametrize("env_id", ["embodia/UrbanNav-v0", "embodia/UrbanNav-Return-v0"])
+def test_collect_writes_episodes_and_summary(tmp_path, env_id):
+    out = tmp_path / "demos"
+    proc = embodia("collect", "--env", env_id, "--episodes", "3", "--out", str(out), "--seed", "40")
+    assert proc.returncode == 0, proc.stderr
+    files = sorted(out.glob("episode_*.h5"))
+    assert [f.name for f in files] == ["episode_000000.h5", "episode_000001.h5", "episode_000002.h5"]
+    assert not list(out.glob(".*tmp"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env"] == env_id and summary["episodes"] == 3
+    for key in ("tc", "spd", "ndtw", "sed", "spl", "success"):
+        lo, hi = summary["metrics"][key]["ci95"]
+        assert lo <= summary["metrics"][key]["mean"] <= hi
+    assert summary["metrics"]["tc"]["mean"] == 1.0
+    assert [read_episode(f).seed for f in files] == [40, 41, 42]
+    assert "tc" in proc.stdout
+
+
+def test_collect_refuses_to_overwrite_and_reports_bad_values_in_one_line(tmp_path):
+    out = tmp_path / "demos"
+    assert embodia("collect", "--episodes", "1", "--out", str(out)).returncode == 0
+    again = embodia("collect", "--episodes", "1", "--out", str(out))
+    assert again.returncode == 2
+    assert again.stderr.strip().count("\n") == 0 and "--overwrite" in again.stderr
+    assert "Traceback" not in again.stderr
+    assert embodia("collect", "--episodes", "1", "--out", str(out), "--overwrite").returncode == 0
+
+    for args, fragment in [
+        (("--episodes", "0"), "--episodes must be >= 1"),
+        (("--env", "nope/Nothing-v0"), "nope"),
+        (("--env-kwargs", "{not json"), "--env-kwargs is not valid JSON"),
+        (("--env-kwargs", '{"city": {"blocks_x": 0}}'), "blocks_x"),
+        (("--env", "CartPole-v1"), "no scripted expert"),
+    ]:
+        proc = embodia("collect", "--out", str(tmp_path / "x"), *args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert fragment in proc.stderr and "Traceback" not in proc.stderr
+        assert proc.stderr.strip().count("\n") == 0, proc.stderr
+
+
+def test_bad_flag_type_is_reported_without_traceback(tmp_path):
+    proc = embodia("collect", "--episodes", "many")
+    assert proc.returncode == 2
+    assert "--episodes" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_demo_quick(tmp_path):
+    proc = embodia("demo", "--quick", "--out", str(tmp_path / "demo"))
+    assert proc.returncode == 0, proc.stderr
+    for name in ("UrbanNav-v0", "UrbanNav-Return-v0"):
+        summary = json.loads((tmp_path / "demo" / "episodes" / name / "summary.json").read_text())
+        assert summary["episodes"] == 3
