@@ -56,17 +56,40 @@ def test_collect_refuses_to_overwrite_and_reports_bad_values_in_one_line(tmp_pat
     assert "Traceback" not in again.stderr
     assert embodia("collect", "--episodes", "1", "--out", str(out), "--overwrite").returncode == 0
 
-    for args, fragment in [
+    for args, fragment in [  # a later --out overrides the default one below
         (("--episodes", "0"), "--episodes must be >= 1"),
         (("--env", "nope/Nothing-v0"), "nope"),
         (("--env-kwargs", "{not json"), "--env-kwargs is not valid JSON"),
         (("--env-kwargs", '{"city": {"blocks_x": 0}}'), "blocks_x"),
-        (("--env", "CartPole-v1"), "no scripted expert"),
+        (("--env", "CartPole-v1"), "Box action space"),
+        (("--env", "InvertedPendulum-v5"), "no scripted expert"),
+        (("--env-kwargs", '{"foo": 1}'), "unexpected keyword argument"),
+        (("--out", "/proc/embodia-nope"), "No such file"),
     ]:
-        proc = embodia("collect", "--out", str(tmp_path / "x"), *args)
+        proc = embodia("collect", "--episodes", "1", "--out", str(tmp_path / "x"), *args)
         assert proc.returncode == 2, (args, proc.stderr)
         assert fragment in proc.stderr and "Traceback" not in proc.stderr
         assert proc.stderr.strip().count("\n") == 0, proc.stderr
+
+
+def test_overwrite_replaces_the_whole_collection(tmp_path):
+    out = tmp_path / "demos"
+    assert embodia("collect", "--episodes", "3", "--out", str(out), "--no-progress").returncode == 0
+    proc = embodia("collect", "--episodes", "1", "--seed", "50", "--out", str(out), "--overwrite", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert [f.name for f in sorted(out.glob("*.h5"))] == ["episode_000000.h5"]
+    assert json.loads((out / "summary.json").read_text())["episodes"] == 1
+
+
+@pytest.mark.parametrize("env_id", ["embodia/PushBlock-v0", "embodia/PushT-v0", "Pusher-v5"])
+def test_collect_manipulation(tmp_path, env_id):
+    out = tmp_path / "demos"
+    proc = embodia("collect", "--env", env_id, "--episodes", "2", "--out", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert "success" in summary["metrics"] and summary["episodes"] == 2
+    episode = read_episode(out / "episode_000000.h5")
+    assert episode.mj_state is not None and episode.mj_state.shape[0] == episode.num_steps + 1
 
 
 def test_bad_flag_type_is_reported_without_traceback(tmp_path):

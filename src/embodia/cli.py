@@ -121,6 +121,7 @@ def run_list(cmd: ListCommand) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``embodia`` console script; returns the exit status."""
+    # A malformed flag is reported by tyro: the argument, the problem and its help text, exit status 2.
     cmd = tyro.cli(Command, args=argv, prog="embodia", description=__doc__)
     handlers = {CollectCommand: run_collect, DemoCommand: run_demo, ListCommand: run_list}
     try:
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             return handlers[type(cmd)](cmd)
-        except (ValueError, EpisodeFileError, gym.error.Error) as err:
+        except (ValueError, EpisodeFileError, gym.error.Error, OSError) as err:
             print(f"embodia: error: {err}", file=sys.stderr)
             return 2
     except KeyboardInterrupt:

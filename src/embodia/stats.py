@@ -1,6 +1,7 @@
 """95% confidence intervals for per-episode evaluation summaries.
 
-* Rates (every value is 0 or 1, e.g. success) use the Wilson score interval (Wilson, 1927)
+* Rates (metrics named as rates by the caller, e.g. success; by default any column whose values
+  are all 0 or 1) use the Wilson score interval (Wilson, 1927)
   with `z = 1.959964`, which stays inside `[0, 1]` and behaves well for small `n` and for
   rates near 0 or 1.
 * Other (continuous) metrics use the Student-t interval `mean ± t_{0.975, n-1} * s / sqrt(n)`
@@ -15,7 +16,7 @@ Outputs hold plain Python floats and ints, so they are JSON-serialisable.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from numbers import Real
 
 import numpy as np
@@ -117,21 +118,22 @@ def wilson_interval(successes: int, n: int, z: float = Z_975) -> tuple[float, fl
     return lo, hi
 
 
-def mean_ci95(values: Sequence[float] | np.ndarray) -> dict:
+def mean_ci95(values: Sequence[float] | np.ndarray, rate: bool | None = None) -> dict:
     """Mean with a 95% confidence interval.
 
-    If every value is 0 or 1 the values are treated as a rate and the Wilson score interval is
-    used; otherwise the Student-t interval. A single continuous value gives `[mean, mean]`.
+    A rate gets the Wilson score interval, anything else the Student-t interval. A single
+    continuous value gives `[mean, mean]`.
 
     Args:
         values: The samples, shape `(n,)`, `n >= 1`; bools count as 0 / 1.
+        rate: Whether the values are a rate (each 0 or 1). None: decide from the data (all 0 or 1).
 
     Returns:
         `{"mean": float, "ci95": [lo, hi], "n": int}` with plain Python numbers.
 
     Raises:
         ValueError: If `values` is empty, not 1-D, not numeric, or holds NaN (the message
-            says how many) or inf.
+            says how many) or inf, or if `rate` is True and a value is not 0 or 1.
     """
     try:
         arr = np.asarray(values, dtype=np.float64)
@@ -148,7 +150,10 @@ def mean_ci95(values: Sequence[float] | np.ndarray) -> dict:
     if np.isinf(arr).any():
         raise ValueError(f"values contains {int(np.isinf(arr).sum())} inf of {n}")
     mean = float(arr.mean())
-    if np.all((arr == 0.0) | (arr == 1.0)):
+    binary = bool(np.all((arr == 0.0) | (arr == 1.0)))
+    if rate and not binary:
+        raise ValueError("a rate must hold only 0 and 1 values")
+    if binary if rate is None else rate:
         lo, hi = wilson_interval(int(arr.sum()), n)
     elif n == 1:
         lo = hi = mean
@@ -175,7 +180,9 @@ def _finite_number(value: object) -> float | None:
     return None
 
 
-def summarise_metrics(per_episode: Sequence[Mapping[str, float]]) -> dict[str, dict]:
+def summarise_metrics(
+    per_episode: Sequence[Mapping[str, float]], rate_keys: Collection[str] | None = None
+) -> dict[str, dict]:
     """Summarise per-episode metrics with 95% confidence intervals.
 
     For each key in the union of the episodes' keys (sorted), `mean_ci95` over the episodes
@@ -184,6 +191,8 @@ def summarise_metrics(per_episode: Sequence[Mapping[str, float]]) -> dict[str, d
 
     Args:
         per_episode: One mapping of metric name to value per episode, length `E`.
+        rate_keys: Names of the metrics that are rates (Wilson interval); every other metric gets
+            a t-interval. None: decide per column from the data.
 
     Returns:
         `{key: {"mean": float, "ci95": [lo, hi], "n": int}}`, keys sorted; `{}` for no
@@ -201,4 +210,8 @@ def summarise_metrics(per_episode: Sequence[Mapping[str, float]]) -> dict[str, d
             number = _finite_number(value)
             if number is not None:
                 column.append(number)
-    return {key: mean_ci95(columns[key]) for key in sorted(columns) if columns[key]}
+
+    def is_rate(key: str) -> bool | None:
+        return None if rate_keys is None else key in rate_keys
+
+    return {key: mean_ci95(columns[key], is_rate(key)) for key in sorted(columns) if columns[key]}

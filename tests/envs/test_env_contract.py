@@ -64,13 +64,31 @@ def test_deterministic_for_a_seed(env_id, make_env):
     np.testing.assert_array_equal(env_a.unwrapped.get_mj_state(), env_b.unwrapped.get_mj_state())
 
 
+def _obs_differ(a, b) -> bool:
+    try:
+        _assert_obs_equal(a, b)
+    except AssertionError:
+        return True
+    return False
+
+
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_different_seeds_give_different_episodes(env_id, make_env):
     env = make_env(env_id)
     obs_a, _ = env.reset(seed=1)
-    xml_a = env.unwrapped.scene_xml
     obs_b, _ = env.reset(seed=2)
-    assert xml_a != env.unwrapped.scene_xml or obs_a["instruction"] != obs_b["instruction"]
+    assert _obs_differ(obs_a, obs_b)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_step_after_the_end_is_refused(env_id, make_env):
+    env = make_env(env_id, max_steps=2)
+    env.reset(seed=0)
+    for action in _no_stop_actions(env, 2, seed=0):
+        *_, truncated, _ = env.unwrapped.step(action)
+    assert truncated
+    with pytest.raises(RuntimeError, match="reset"):
+        env.unwrapped.step(action)
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -94,14 +112,11 @@ def test_reward_terms_sum_to_the_reward(env_id, make_env):
     terms = env.unwrapped.REWARD_TERMS
     assert terms, "every embodia env names its reward terms"
     env.reset(seed=0)
-    nonzero = set()
     for action in _no_stop_actions(env, 60, seed=0):
         _, reward, terminated, truncated, info = env.step(action)
         assert sum(info[k] for k in terms) == reward
-        nonzero.update(k for k in terms if info[k] != 0.0)
         if terminated or truncated:
             env.reset()
-    assert nonzero, "random driving should produce at least one non-zero reward term"
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -111,5 +126,5 @@ def test_metrics_at_episode_end(env_id, make_env):
     for action in _no_stop_actions(env, 20, seed=0):
         _, _, terminated, truncated, info = env.step(action)
     assert truncated and not terminated
-    assert {"success", "tc", "spd", "ndtw", "sed", "spl", "path_length", "collisions"} <= set(info["metrics"])
-    assert info["metrics"]["success"] == 0.0
+    assert "success" in info["metrics"] and info["metrics"]["success"] == 0.0
+    assert all(isinstance(v, float) for v in info["metrics"].values())

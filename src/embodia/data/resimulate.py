@@ -30,18 +30,21 @@ def resimulate(episode: Episode) -> np.ndarray:
     if episode.mj_state is None:
         raise ValueError("episode has no mj_state (recorded from a non-MuJoCo env?); it cannot be re-simulated")
     import embodia  # noqa: F401  (registers the environments)
+    from embodia.envs.adapters import adapt
+    from embodia.envs.mujoco_base import MjSpecEnv
 
     env = gym.make(episode.env_id, **episode.env_kwargs)
+    # embodia's envs are stepped unwrapped; a foreign env goes through the same adapter that recorded it.
+    sim = env.unwrapped if isinstance(env.unwrapped, MjSpecEnv) else adapt(env)
     try:
-        unwrapped = env.unwrapped
-        unwrapped.reset(seed=episode.seed)
-        if episode.scene_xml is not None and unwrapped.scene_xml != episode.scene_xml:
+        sim.reset(seed=episode.seed)
+        if episode.scene_xml is not None and sim.scene_xml != episode.scene_xml:
             raise ValueError(f"the {episode.env_id} scene rebuilt for seed {episode.seed} differs from the stored one")
-        unwrapped.set_mj_state(episode.mj_state[0])
-        states = [unwrapped.get_mj_state()]
+        sim.set_mj_state(episode.mj_state[0])
+        states = [sim.get_mj_state()]
         for action in episode.actions:
-            unwrapped.step(action)
-            states.append(unwrapped.get_mj_state())
+            sim.step(action)
+            states.append(sim.get_mj_state())
         return np.stack(states)
     finally:
         env.close()

@@ -5,7 +5,12 @@ After ``import embodia``, ``gymnasium.make("embodia/UrbanNav-v0")`` works.
 
 from gymnasium.envs.registration import register, registry
 
-ENV_IDS: tuple[str, ...] = ("embodia/UrbanNav-v0", "embodia/UrbanNav-Return-v0")
+ENV_IDS: tuple[str, ...] = (
+    "embodia/UrbanNav-v0",
+    "embodia/UrbanNav-Return-v0",
+    "embodia/PushBlock-v0",
+    "embodia/PushT-v0",
+)
 """Every environment id this package registers."""
 
 
@@ -18,3 +23,5 @@ def _register(env_id: str, entry_point: str, **kwargs: object) -> None:
 
 _register("embodia/UrbanNav-v0", "embodia.envs.nav.urban_nav:UrbanNavEnv", task="follow", max_steps=1000)
 _register("embodia/UrbanNav-Return-v0", "embodia.envs.nav.urban_nav:UrbanNavEnv", task="return", max_steps=1500)
+_register("embodia/PushBlock-v0", "embodia.envs.manip.push:PushBlockEnv", max_steps=300)
+_register("embodia/PushT-v0", "embodia.envs.manip.push:PushTEnv", max_steps=300)

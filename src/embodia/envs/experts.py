@@ -16,8 +16,8 @@ import numpy as np
 class Expert(Protocol):
     """What the collector needs from a demonstrator."""
 
-    def reset(self) -> None:
-        """Called after every ``env.reset``."""
+    def reset(self, seed: int | None = None) -> None:
+        """Called after every ``env.reset`` with the episode's seed (for experts that draw, e.g. a mode)."""
 
     def act(self, obs: Any) -> np.ndarray:
         """Next action for observation ``obs``."""
@@ -29,6 +29,9 @@ class Expert(Protocol):
 EXPERTS: dict[str, str] = {
     "embodia/UrbanNav-v0": "embodia.envs.nav.expert:UrbanNavExpert",
     "embodia/UrbanNav-Return-v0": "embodia.envs.nav.expert:UrbanNavExpert",
+    "embodia/PushBlock-v0": "embodia.envs.manip.expert:PushExpert",
+    "embodia/PushT-v0": "embodia.envs.manip.expert:PushExpert",
+    "Pusher-v5": "embodia.envs.pusher_expert:PusherExpert",
 }
 """Environment id -> ``"module:Class"`` of its expert (imported on first use)."""
 

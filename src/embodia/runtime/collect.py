@@ -12,6 +12,9 @@ from embodia.data.episodes import episode_files
 from embodia.runtime.rollout import EpisodeSpec, RolloutWorker, write_json_atomic
 from embodia.stats import summarise_metrics
 
+RATE_METRICS = frozenset({"success", "tc", "sim_unstable"})
+"""Metrics that are rates (0/1 per episode): summarised with Wilson intervals, the rest with t-intervals."""
+
 
 def collect(
     env_id: str,
@@ -43,18 +46,20 @@ def collect(
     """
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
-    if seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {seed}")
+    if not 0 <= seed <= 2**63 - 1 - episodes:
+        raise ValueError(f"--seed must be in [0, 2**63 - 1 - episodes], got {seed}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")
-    if out.is_dir() and not overwrite:
-        existing = episode_files(out)
-        if existing:
-            raise ValueError(f"{out} already holds {len(existing)} episode files; pass --overwrite or another --out")
+    existing = episode_files(out) if out.is_dir() else []
+    if existing and not overwrite:
+        raise ValueError(f"{out} already holds {len(existing)} episode files; pass --overwrite or another --out")
     start = time.perf_counter()
-    worker = RolloutWorker(env_id, env_kwargs)  # fails on a bad env id or kwargs before anything is written
+    worker = RolloutWorker(env_id, env_kwargs)  # fails on a bad env id or kwargs before anything is touched
     out.mkdir(parents=True, exist_ok=True)
+    for stale in existing:  # --overwrite: the directory must hold this collection only
+        stale.unlink()
+    (out / "summary.json").unlink(missing_ok=True)
     results = []
     try:
         specs = [EpisodeSpec(i, seed + i) for i in range(episodes)]
@@ -73,7 +78,7 @@ def collect(
         "episodes": len(results),
         "seed": seed,
         "env_kwargs": env_kwargs or {},
-        "metrics": summarise_metrics([r.metrics for r in results]),
+        "metrics": summarise_metrics([r.metrics for r in results], rate_keys=RATE_METRICS),
         "steps": steps,
         "wall_s": round(wall, 3),
         "steps_per_s": round(steps / wall, 1) if wall > 0 else None,

@@ -18,7 +18,9 @@ import gymnasium as gym
 import numpy as np
 
 from embodia.data.episodes import EpisodeRecorder, write_episode
+from embodia.envs.adapters import adapt
 from embodia.envs.experts import Expert, make_expert
+from embodia.envs.mujoco_base import MjSpecEnv
 
 
 @dataclass(frozen=True)
@@ -75,20 +77,30 @@ class RolloutWorker:
     ) -> None:
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
-        self.env = gym.make(env_id, **self.env_kwargs)
+        try:
+            env = gym.make(env_id, **self.env_kwargs)
+        except TypeError as err:  # an unknown or misspelt keyword argument
+            raise ValueError(f"cannot make {env_id} with {self.env_kwargs}: {err}") from None
+        # Foreign envs get embodia's contract (action checks, mj_state, metrics) through the adapter.
+        self.env = env if isinstance(env.unwrapped, MjSpecEnv) else adapt(env)
         self.controller = (controller_fn or make_expert)(self.env)
-        unwrapped = self.env.unwrapped
-        self._reward_terms = tuple(getattr(unwrapped, "REWARD_TERMS", ()))
-        self._has_state = hasattr(unwrapped, "get_mj_state")
+        self._reward_terms = tuple(
+            getattr(self.env, "REWARD_TERMS", ()) or getattr(self.env.unwrapped, "REWARD_TERMS", ())
+        )
+        extra_infos = tuple(getattr(self.env.unwrapped, "RECORD_INFOS", ()))
+        self._record_infos = tuple(dict.fromkeys((*self._reward_terms, *extra_infos)))
+        self._state_source = self.env if hasattr(self.env, "get_mj_state") else self.env.unwrapped
+        self._has_state = hasattr(self._state_source, "get_mj_state") and getattr(self.env, "is_mujoco", True)
 
     def run_episode(self, spec: EpisodeSpec, out_dir: str | os.PathLike | None = None) -> EpisodeResult:
         """Runs one episode; writes ``out_dir/episode_<index>.h5`` when ``out_dir`` is given."""
         env, unwrapped = self.env, self.env.unwrapped
-        recorder = EpisodeRecorder(record_infos=(*self._reward_terms, "phase"))
+        recorder = EpisodeRecorder(record_infos=self._record_infos)
         obs, _ = env.reset(seed=spec.seed)
         env.action_space.seed(spec.seed)
-        self.controller.reset()
-        recorder.start(obs, unwrapped.get_mj_state() if self._has_state else None)
+        self.controller.reset(spec.seed)
+        source = self._state_source
+        recorder.start(obs, source.get_mj_state() if self._has_state else None)
         instruction = obs.get("instruction", "") if isinstance(obs, dict) else ""
         info: dict[str, Any] = {}
         total_reward = 0.0
@@ -96,13 +108,13 @@ class RolloutWorker:
         while not done:
             action = np.asarray(self.controller.act(obs), dtype=np.float32)
             obs, reward, terminated, truncated, info = env.step(action)
-            state = unwrapped.get_mj_state() if self._has_state else None
+            state = source.get_mj_state() if self._has_state else None
             recorder.add(action, obs, reward, terminated, truncated, info, state)
             total_reward += float(reward)
             done = terminated or truncated
         metrics = info.get("metrics")
-        if metrics is None and hasattr(unwrapped, "episode_metrics"):
-            metrics = unwrapped.episode_metrics(stopped=bool(terminated))
+        if metrics is None and hasattr(unwrapped, "episode_metrics"):  # cut by an outer TimeLimit
+            metrics = unwrapped.episode_metrics(bool(terminated))
         metrics = {k: float(v) for k, v in (metrics or {}).items()}
         metrics.setdefault("return", total_reward)
         extra = _json_safe({**self.controller.info(), "sim_unstable": bool(info.get("sim_unstable", False))})
@@ -110,8 +122,8 @@ class RolloutWorker:
             env_id=self.env_id,
             seed=spec.seed,
             instruction=instruction,
-            scene_xml=getattr(unwrapped, "scene_xml", None),
-            env_kwargs=_json_safe(unwrapped.env_kwargs() if hasattr(unwrapped, "env_kwargs") else self.env_kwargs),
+            scene_xml=getattr(source, "scene_xml", None),
+            env_kwargs=_json_safe(source.env_kwargs() if hasattr(source, "env_kwargs") else self.env_kwargs),
             metrics=metrics,
             extra=extra,
         )

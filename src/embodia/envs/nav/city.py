@@ -10,6 +10,7 @@ landmarks stand on the sidewalks, either at an intersection's corner or mid-bloc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,8 @@ LANDMARK_CLASSES: tuple[str, ...] = tuple(f"{c} {s}" for c in LANDMARK_COLOURS f
 """Semantic class names; class id ``k + 1`` is ``LANDMARK_CLASSES[k]`` (id 0 means "no landmark")."""
 
 NUM_LANDMARK_CLASSES = len(LANDMARK_CLASSES)
+MIN_LANDMARK_SPACING = 3.0
+"""Smallest distance between two landmarks' centres, metres (the largest is 2.2 m across)."""
 
 
 def landmark_class_id(colour: str, shape: str) -> int:
@@ -56,6 +59,15 @@ class CityConfig:
     """Probability that a street segment has a mid-block landmark."""
 
     def __post_init__(self) -> None:
+        for name in ("blocks_x", "blocks_y"):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int):
+                raise ValueError(f"{name} must be an integer, got {getattr(self, name)!r}")
+        for name in ("block_size", "street_width", "sidewalk", "corner_landmark_prob", "midblock_landmark_prob"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if len(self.building_height) != 2 or not all(math.isfinite(float(h)) for h in self.building_height):
+            raise ValueError(f"building_height must be two finite numbers, got {self.building_height!r}")
         if not (1 <= self.blocks_x <= 30 and 1 <= self.blocks_y <= 30):
             raise ValueError(f"blocks_x and blocks_y must be in [1, 30], got {self.blocks_x}x{self.blocks_y}")
         if self.blocks_x * self.blocks_y < 2:
@@ -72,6 +84,8 @@ class CityConfig:
         for name in ("corner_landmark_prob", "midblock_landmark_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.midblock_landmark_prob == 0.0:
+            raise ValueError("midblock_landmark_prob must be > 0: goals are mid-block landmarks")
 
     @property
     def pitch(self) -> float:
@@ -187,7 +201,8 @@ def generate_city(cfg: CityConfig, rng: np.random.Generator) -> CityLayout:
         rng: the only source of randomness (same state, same city).
 
     Returns:
-        The layout; every street segment and most intersections carry landmarks.
+        The layout: most intersections have corner landmarks and a share ``midblock_landmark_prob`` of the street
+        segments a mid-block one; landmarks stand at least ``MIN_LANDMARK_SPACING`` apart.
     """
     nodes_x, nodes_y = cfg.blocks_x + 1, cfg.blocks_y + 1
     graph = StreetGraph.grid(nodes_x, nodes_y, cfg.pitch)
@@ -218,7 +233,7 @@ def generate_city(cfg: CityConfig, rng: np.random.Generator) -> CityLayout:
     for e, (u, v) in enumerate(graph.edges):
         if rng.random() >= cfg.midblock_landmark_prob:
             continue
-        t = float(rng.uniform(0.3, 0.7))
+        t = float(rng.uniform(0.35, 0.65))
         along = graph.positions[v] - graph.positions[u]
         normal = np.array([-along[1], along[0]]) / np.linalg.norm(along)
         side = 1.0 if rng.random() < 0.5 else -1.0
@@ -227,5 +242,7 @@ def generate_city(cfg: CityConfig, rng: np.random.Generator) -> CityLayout:
             side = -side
             position = graph.positions[u] + t * along + side * offset * normal
         class_id = int(rng.integers(1, NUM_LANDMARK_CLASSES + 1))
+        if any(np.linalg.norm(lm.position - position) < MIN_LANDMARK_SPACING for lm in layout.landmarks):
+            continue  # would touch a corner landmark
         layout.landmarks.append(Landmark(len(layout.landmarks), class_id, position, EdgePoint(e, t), edge=e))
     return layout

@@ -55,8 +55,8 @@ class UrbanNavExpert:
         self._phase = -1
         self._segment = 0
 
-    def reset(self) -> None:
-        """Forgets route progress; call after ``env.reset``."""
+    def reset(self, seed: int | None = None) -> None:
+        """Forgets route progress; call after ``env.reset`` (the expert is deterministic: ``seed`` is unused)."""
         self._phase = -1
         self._segment = 0
 

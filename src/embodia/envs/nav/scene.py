@@ -8,6 +8,7 @@ paint. Shadows and multisampling are off so software rendering stays fast.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import mujoco
@@ -45,8 +46,9 @@ class RobotConfig:
 
     def __post_init__(self) -> None:
         for name in ("radius", "mass", "sensor_height", "max_speed", "max_yaw_rate", "kv_linear", "kv_yaw"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"RobotConfig.{name} must be > 0, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"RobotConfig.{name} must be a finite number > 0, got {value!r}")
 
 
 def _quat_from_axes(x_axis: np.ndarray, y_axis: np.ndarray) -> np.ndarray:

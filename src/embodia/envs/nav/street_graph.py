@@ -7,6 +7,7 @@ a step costs a handful of float operations (the progress reward and SPD use it).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import networkx as nx
@@ -65,6 +66,8 @@ class StreetGraph:
         if not nx.is_connected(self.graph):
             raise ValueError("the street graph must be connected")
         self.node_distances = nx.floyd_warshall_numpy(self.graph, weight="weight")  # (N, N)
+        for array in (self.positions, self.edges, self.lengths, self.node_distances, self._start, self._delta):
+            array.flags.writeable = False  # graphs are shared between envs (see ``grid``)
         self._edge_of = {(int(u), int(v)): e for e, (u, v) in enumerate(self.edges)}
         self._edge_of.update({(int(v), int(u)): e for e, (u, v) in enumerate(self.edges)})
 
@@ -72,8 +75,13 @@ class StreetGraph:
     def grid(cls, nodes_x: int, nodes_y: int, pitch: float) -> StreetGraph:
         """A Manhattan grid of ``nodes_x * nodes_y`` intersections ``pitch`` metres apart.
 
-        Node ``i * nodes_y + j`` sits at ``(i * pitch, j * pitch)``.
+        Node ``i * nodes_y + j`` sits at ``(i * pitch, j * pitch)``. Grids are cached and shared: a graph is
+        read-only, and its all-pairs distances cost most of a large city's reset.
         """
+        return _grid(int(nodes_x), int(nodes_y), float(pitch))
+
+    @classmethod
+    def _build_grid(cls, nodes_x: int, nodes_y: int, pitch: float) -> StreetGraph:
         ii, jj = np.meshgrid(np.arange(nodes_x), np.arange(nodes_y), indexing="ij")
         positions = np.stack([ii.ravel(), jj.ravel()], axis=1).astype(np.float64) * pitch
         edges = []
@@ -117,6 +125,14 @@ class StreetGraph:
         d = np.linalg.norm(self.positions - p, axis=1)
         k = int(np.argmin(d))
         return k, float(d[k])
+
+    def _node_at(self, ep: EdgePoint) -> int | None:
+        """The intersection a street point sits exactly on, if any."""
+        if ep.t == 0.0:
+            return int(self.edges[ep.edge, 0])
+        if ep.t == 1.0:
+            return int(self.edges[ep.edge, 1])
+        return None
 
     def _endpoint_costs(self, ep: EdgePoint) -> tuple[tuple[int, float], tuple[int, float]]:
         u, v = (int(x) for x in self.edges[ep.edge])
@@ -169,6 +185,13 @@ class StreetGraph:
         ties = [c for c in candidates if np.isclose(c[0], best)]
         length, x, y = ties[int(rng.integers(len(ties)))] if rng is not None else ties[0]
         nodes = self.node_path(x, y, rng)
+        # A route that starts or ends exactly on an intersection passes it: list it even when the tie-break
+        # went through the edge's other end (same geometry, so the same polyline below).
+        start_node, end_node = self._node_at(a), self._node_at(b)
+        if start_node is not None and nodes[0] != start_node:
+            nodes.insert(0, start_node)
+        if end_node is not None and nodes[-1] != end_node:
+            nodes.append(end_node)
         points = [pa, *(self.positions[n] for n in nodes), pb]
         deduped = [points[0]]
         for q in points[1:]:
@@ -177,3 +200,8 @@ class StreetGraph:
         if len(deduped) == 1:
             deduped.append(deduped[0])
         return StreetRoute(np.stack(deduped), tuple(nodes), float(length))
+
+
+@functools.lru_cache(maxsize=16)
+def _grid(nodes_x: int, nodes_y: int, pitch: float) -> StreetGraph:
+    return StreetGraph._build_grid(nodes_x, nodes_y, pitch)

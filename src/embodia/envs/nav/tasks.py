@@ -200,11 +200,29 @@ def _passed_landmarks(city: CityLayout, route: StreetRoute) -> list[tuple[Landma
     return passed
 
 
+def _route_tail(route: StreetRoute, length: float, spacing: float = 0.5) -> list[tuple[np.ndarray, float]]:
+    """Points (and headings) on the last ``length`` metres of ``route``, every ``spacing`` metres."""
+    points = route.points
+    seg = np.diff(points, axis=0)
+    seg_len = np.linalg.norm(seg, axis=1)
+    cumulative = np.concatenate([[0.0], np.cumsum(seg_len)])
+    total = cumulative[-1]
+    samples = []
+    for s in np.arange(max(total - length, 0.0), total + 1e-9, spacing)[::-1]:
+        k = int(np.clip(np.searchsorted(cumulative, s, side="right") - 1, 0, len(seg) - 1))
+        if seg_len[k] == 0:
+            continue
+        point = points[k] + (s - cumulative[k]) / seg_len[k] * seg[k]
+        samples.append((point, float(np.arctan2(seg[k][1], seg[k][0]))))
+    return samples
+
+
 def sample_return_task(
     city: CityLayout,
     rng: np.random.Generator,
-    is_visible: Callable[[np.ndarray, Landmark], bool],
+    is_visible: Callable[[np.ndarray, float, Landmark], bool],
     *,
+    view_radius: float = 3.0,
     min_return_length: float | None = None,
 ) -> NavTask:
     """Samples an outbound route and a return goal: a landmark passed on the way out, out of view at its end.
@@ -212,8 +230,11 @@ def sample_return_task(
     Args:
         city: the layout.
         rng: randomness.
-        is_visible: ``is_visible(position, landmark)`` says whether the landmark can be seen from ``position``
+        is_visible: ``is_visible(position, yaw, landmark)`` says whether the landmark can be seen from a pose
             (the environment answers with ray casts in the compiled scene).
+        view_radius: the landmark must be out of view from every point of the last ``view_radius`` (+0.5) metres
+            of the outbound route, where the instruction may switch (the phase switches within the success
+            radius of the outbound goal).
         min_return_length: the return goal lies at least this far back along the route (default one block).
 
     Raises:
@@ -229,13 +250,14 @@ def sample_return_task(
         for lm, _ in passed:
             counts[lm.class_id] = counts.get(lm.class_id, 0) + 1
         end = first.route.length
+        tail = _route_tail(first.route, view_radius + 0.5)
         candidates = [
             lm
             for lm, at in passed
             if counts[lm.class_id] == 1
             and lm.class_id != waypoint_landmark.class_id
             and end - at >= min_return_length
-            and not is_visible(city.graph.point(first.goal), lm)
+            and not any(is_visible(point, yaw, lm) for point, yaw in tail)
         ]
         if not candidates:
             continue

@@ -21,6 +21,7 @@ holds TC (success), SPD, nDTW, SED, SPL, path length and collisions (``MEM4NAV.m
 
 from __future__ import annotations
 
+import math
 import string
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -72,6 +73,12 @@ class SensorConfig:
     """Odometry noise: standard deviation per metre travelled (and radian per radian turned)."""
 
     def __post_init__(self) -> None:
+        for name in ("elevations", "azimuths", "rgb_size"):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int):
+                raise ValueError(f"sensor {name} must be an integer, got {getattr(self, name)!r}")
+        for name in ("min_elevation_deg", "max_elevation_deg", "max_range", "pose_noise"):
+            if not _finite_number(getattr(self, name)):
+                raise ValueError(f"sensor {name} must be a finite number, got {getattr(self, name)!r}")
         if self.elevations < 1 or self.azimuths < 1:
             raise ValueError(f"sensor needs >= 1 elevation and azimuth, got {self.elevations}x{self.azimuths}")
         if not -90 <= self.min_elevation_deg <= self.max_elevation_deg <= 90:
@@ -95,6 +102,10 @@ def _config(cls: type, value: Any, name: str) -> Any:
         except TypeError as err:
             raise ValueError(f"bad {name} config: {err}") from None
     raise ValueError(f"{name} must be a {cls.__name__}, a dict or None, got {type(value).__name__}")
+
+
+def _finite_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
 
 def _wrap_angle(angle: float) -> float:
@@ -122,10 +133,13 @@ class UrbanNavEnv(MjSpecEnv, EzPickle):
 
     metadata = {"render_modes": ["rgb_array", "depth_array"], "render_fps": 10}
     REWARD_TERMS = ("reward_progress", "reward_success", "reward_collision")
+    RECORD_INFOS = ("phase", "distance_to_goal", "collision")
+    """Per-step ``info`` scalars that episode files keep (besides the reward terms)."""
     PROGRESS_WEIGHT = 0.1
     SUCCESS_BONUS = 10.0
     COLLISION_PENALTY = -1.0
     FRAME_SKIP = 10
+    CITY_ATTEMPTS = 20
 
     def __init__(
         self,
@@ -148,9 +162,11 @@ class UrbanNavEnv(MjSpecEnv, EzPickle):
         super().__init__(frame_skip=self.FRAME_SKIP, render_mode=render_mode, width=width, height=height, camera=camera)
         if task not in ("follow", "return"):
             raise ValueError(f"task must be 'follow' or 'return', got {task!r}")
-        if success_radius <= 0:
-            raise ValueError(f"success_radius must be > 0, got {success_radius}")
-        if int(max_steps) != max_steps or max_steps < 1:
+        if not _finite_number(success_radius) or success_radius <= 0:
+            raise ValueError(f"success_radius must be a finite number > 0, got {success_radius!r}")
+        if city_seed is not None and (isinstance(city_seed, bool) or not isinstance(city_seed, int) or city_seed < 0):
+            raise ValueError(f"city_seed must be a non-negative integer or None, got {city_seed!r}")
+        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
             raise ValueError(f"max_steps must be an integer >= 1, got {max_steps}")
         if max(width, height) > 640:
             raise ValueError(f"render size is limited to 640x640, got {width}x{height}")
@@ -212,47 +228,63 @@ class UrbanNavEnv(MjSpecEnv, EzPickle):
             self._class_lut[gid + 1] = lm.class_id
             self._landmark_geom[lm.index] = gid
 
-    def landmark_visible(self, position: np.ndarray, landmark: Landmark) -> bool:
-        """Whether any of three rays from sensor height at ``position`` to ``landmark`` hits it first, in range."""
+    def landmark_visible(self, position: np.ndarray, yaw: float, landmark: Landmark) -> bool:
+        """Whether ``landmark`` is seen from the sensor at ``position`` (x, y) with heading ``yaw``.
+
+        Seen means: a ray of the sensor's own fan hits it, or one of three direct rays (to its bottom, middle
+        and top) reaches it unobstructed, within ``max_range`` (the direct rays stand in for the camera).
+        """
+        m, d = self.model, self.data
         origin = np.array([position[0], position[1], self.robot_config.sensor_height])
         gid = int(self._landmark_geom[landmark.index])
-        centre = self.data.geom_xpos[gid]
-        half_height = float(self.model.geom_rbound[gid])
         geomid = np.zeros(1, dtype=np.int32)
+        size, gtype = m.geom_size[gid], int(m.geom_type[gid])
+        half_height = {
+            int(mujoco.mjtGeom.mjGEOM_BOX): size[2],
+            int(mujoco.mjtGeom.mjGEOM_CYLINDER): size[1],
+            int(mujoco.mjtGeom.mjGEOM_CAPSULE): size[1] + size[0],
+        }.get(gtype, size[0])
         for dz in (-0.8 * half_height, 0.0, 0.8 * half_height):
-            target = centre + np.array([0.0, 0.0, dz])
-            vec = target - origin
-            dist = mujoco.mj_ray(
-                self.model,
-                self.data,
-                origin,
-                vec / np.linalg.norm(vec),
-                self._ray_group,
-                1,
-                self._robot_body,
-                geomid,
-            )
+            vec = d.geom_xpos[gid] + np.array([0.0, 0.0, dz]) - origin
+            dist = mujoco.mj_ray(m, d, origin, vec / np.linalg.norm(vec), self._ray_group, 1, self._robot_body, geomid)
             if int(geomid[0]) == gid and 0 <= dist <= self.sensor_config.max_range:
                 return True
-        return False
+        c, s = np.cos(yaw), np.sin(yaw)
+        vec = self._ray_dirs @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]).T
+        fan_geoms = np.zeros(len(vec), dtype=np.int32)
+        fan_dist = np.zeros(len(vec))
+        mujoco.mj_multiRay(
+            m, d, origin, vec.ravel(), self._ray_group, 1, self._robot_body, fan_geoms, fan_dist, None, len(vec),
+            self.sensor_config.max_range,
+        )  # fmt: skip
+        return bool((fan_geoms == gid).any())
+
+    def _new_task(self) -> NavTask:
+        if self.task_kind == "follow":
+            return sample_follow_task(self.city, self.np_random)
+        return sample_return_task(self.city, self.np_random, self.landmark_visible, view_radius=self.success_radius)
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         """Starts an episode: a new city (unless ``city_seed`` is set) and a new task, from ``self.np_random``."""
         super().reset(seed=seed)
-        if self.city_seed is not None:
-            if self._fixed_city is None:
-                self._fixed_city = self._build_city(np.random.default_rng(self.city_seed))
-            self.city, xml = self._fixed_city
-        else:
-            self.city, xml = self._build_city(self.np_random)
-        self._load_scene_xml(xml)
-        self._bind_model()
-        mujoco.mj_forward(self.model, self.data)
-        if self.task_kind == "follow":
-            self.task = sample_follow_task(self.city, self.np_random)
-        else:
-            self.task = sample_return_task(self.city, self.np_random, self.landmark_visible)
+        for attempt in range(self.CITY_ATTEMPTS):
+            if self.city_seed is not None:
+                if self._fixed_city is None:
+                    self._fixed_city = self._build_city(np.random.default_rng(self.city_seed))
+                self.city, xml = self._fixed_city
+            else:
+                self.city, xml = self._build_city(self.np_random)
+            self._load_scene_xml(xml)
+            self._bind_model()
+            mujoco.mj_forward(self.model, self.data)
+            try:
+                self.task = self._new_task()
+                break
+            except RuntimeError as err:  # this city has no suitable route: draw another one
+                if self.city_seed is not None or attempt == self.CITY_ATTEMPTS - 1:
+                    where = f"city_seed={self.city_seed}" if self.city_seed is not None else "these city settings"
+                    raise ValueError(f"no {self.task_kind} task can be sampled with {where}: {err}") from None
         self.data.qpos[:3] = [self.task.start_position[0], self.task.start_position[1], self.task.start_yaw]
         self.data.qvel[:] = 0.0
         mujoco.mj_forward(self.model, self.data)
@@ -276,6 +308,8 @@ class UrbanNavEnv(MjSpecEnv, EzPickle):
         """Advances one control step (0.1 s). See the module docstring for the action, reward and info."""
         if self.task is None:
             raise RuntimeError("call reset() before step()")
+        if self._done:
+            raise RuntimeError("the episode has ended; call reset() before step()")
         act = self._validate_action(action)
         rc = self.robot_config
         speed, yaw_rate = float(act[0]) * rc.max_speed, float(act[1]) * rc.max_yaw_rate
@@ -329,10 +363,10 @@ class UrbanNavEnv(MjSpecEnv, EzPickle):
 
     # ------------------------------------------------------------------ helpers
     def _validate_action(self, action: Any) -> np.ndarray:
-        try:
-            act = np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"action must be numeric with shape (3,), got {type(action).__name__}") from None
+        raw = np.asarray(action)
+        if raw.dtype.kind not in "biuf":
+            raise ValueError(f"action must be numeric with shape (3,), got dtype {raw.dtype} ({type(action).__name__})")
+        act = raw.astype(np.float64)
         if act.shape != (3,):
             raise ValueError(f"action must have shape (3,) [speed, yaw_rate, stop], got {act.shape}")
         if not np.isfinite(act).all():

@@ -1,0 +1,1 @@
+"""Table-top manipulation: PushBlock and PushT."""
