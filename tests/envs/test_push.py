@@ -32,9 +32,9 @@ def test_tee_shape_geometry():
     pose = np.array([0.0, 0.0, 0.3])
     assert coverage(tee, pose, pose, samples) == 1.0
     # 3 mm sideways loses the 3 mm strips along the bar's and stem's long sides, about 4 %.
-    shifted = coverage(tee, [*pose, 0.003 * np.cos(0.3), 0.003 * np.sin(0.3), 0.0], pose, samples)
+    shifted = coverage(tee, pose + np.array([0.003 * np.cos(0.3), 0.003 * np.sin(0.3), 0.0]), pose, samples)
     assert 0.93 < shifted < 0.98
-    assert coverage(tee, [*pose, 0.5, 0, 0], pose, samples) == 0.0
+    assert coverage(tee, pose + np.array([0.5, 0.0, 0.0]), pose, samples) == 0.0
     square = box_shape()
     assert square.symmetry == pytest.approx(np.pi / 2) and tee.symmetry == pytest.approx(2 * np.pi)
 
@@ -111,7 +111,7 @@ def test_pusht_success_is_coverage(make_env):
     env.reset(seed=0)
     u = env.unwrapped
     np.testing.assert_allclose(u.goal, PushTEnv.DEFAULT_GOAL)
-    u.data.qpos[u._block_qpos : u._block_qpos + 3] = [*u.goal, 0.0005, 0.0, 0.0]
+    u.data.qpos[u._block_qpos : u._block_qpos + 3] = u.goal + np.array([0.0005, 0.0, 0.0])
     u.data.qpos[u._pusher_qpos : u._pusher_qpos + 2] = [0.25, 0.25]
     mujoco.mj_forward(u.model, u.data)
     _, _, terminated, _, info = env.step(np.zeros(2))
