@@ -101,6 +101,6 @@ def test_bad_flag_type_is_reported_without_traceback(tmp_path):
 def test_demo_quick(tmp_path):
     proc = embodia("demo", "--quick", "--out", str(tmp_path / "demo"))
     assert proc.returncode == 0, proc.stderr
-    for name in ("UrbanNav-v0", "UrbanNav-Return-v0"):
+    for name in ("UrbanNav-v0", "UrbanNav-Return-v0", "PushBlock-v0", "PushT-v0"):
         summary = json.loads((tmp_path / "demo" / "episodes" / name / "summary.json").read_text())
         assert summary["episodes"] == 3

@@ -11,6 +11,13 @@ from typing import Annotated
 import tyro
 
 NAV_KEYS = ("success", "tc", "spd", "ndtw", "sed", "spl", "path_length", "collisions", "steps")
+PUSH_KEYS = ("success", "position_error", "orientation_error_deg", "coverage", "max_coverage", "steps")
+DEMO_ENVS = (
+    ("embodia/UrbanNav-v0", NAV_KEYS),
+    ("embodia/UrbanNav-Return-v0", NAV_KEYS),
+    ("embodia/PushBlock-v0", PUSH_KEYS),
+    ("embodia/PushT-v0", PUSH_KEYS),
+)
 
 
 @dataclass
@@ -35,7 +42,7 @@ class CollectCommand:
 
 @dataclass
 class DemoCommand:
-    """The main job: collect and summarise expert episodes on UrbanNav and UrbanNav-Return."""
+    """The main job: collect and summarise expert episodes on every embodia environment."""
 
     out: Path = Path("runs/demo")
     """Run directory; episodes go to <out>/episodes/<env>/."""
@@ -97,10 +104,10 @@ def run_demo(cmd: DemoCommand) -> int:
     episodes = 3 if cmd.quick else cmd.episodes
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
-    for env_id in ("embodia/UrbanNav-v0", "embodia/UrbanNav-Return-v0"):
+    for env_id, keys in DEMO_ENVS:
         out = cmd.out / "episodes" / env_id.split("/")[-1]
         summary = collect(env_id, episodes, out, seed=cmd.seed, overwrite=True)
-        print(format_summary(summary, NAV_KEYS))
+        print(format_summary(summary, keys))
         print(f"  episodes and summary.json in {out}\n")
     return 0
 

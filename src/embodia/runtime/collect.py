@@ -95,9 +95,9 @@ def format_summary(summary: dict[str, Any], keys: tuple[str, ...] | None = None)
     """A plain-text table of a summary's metrics (mean and 95 % CI)."""
     metrics = summary["metrics"]
     keys = keys or tuple(metrics)
-    lines = [f"{summary['env']}: {summary['episodes']} episodes", f"  {'metric':<18} {'mean':>9}  95% CI"]
+    lines = [f"{summary['env']}: {summary['episodes']} episodes", f"  {'metric':<22} {'mean':>9}  95% CI"]
     for key in keys:
         if key in metrics:
             m = metrics[key]
-            lines.append(f"  {key:<18} {m['mean']:>9.3f}  [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]")
+            lines.append(f"  {key:<22} {m['mean']:>9.3f}  [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]")
     return "\n".join(lines)
