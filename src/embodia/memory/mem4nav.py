@@ -1,0 +1,349 @@
+"""``Mem4NavMemory``: the facade agents use to write observations into, and read them back from, spatial memory.
+
+One ``update`` per environment step:
+
+1. the step's 3-D points (with their semantic classes) go into the sparse octree;
+2. the observation embedding ``v_t`` and the agent's position update the semantic topology graph;
+3. memory tokens are written through the reversible transformer ``R``: one for the current graph node and one
+   for each of the octree leaves that received the most points this step (``leaf_writes_per_step``); every
+   key keeps its read token, so a key's token accumulates its history (``embodia.memory.tokens``);
+4. the written tokens go into the long-term memory (LTM) under keys ``proj([v ; p])`` in two namespaces
+   (``"leaf"``, ``"node"``); landmark detections go into the short-term memory (STM) at positions relative to the
+   current graph node.
+
+``retrieve`` runs the cascade of MEM4NAV.md §6: STM first; if its best cosine similarity reaches ``stm_threshold``
+its hits are used, otherwise the LTM's top-m, decoded through ``R⁻¹`` and the heads ``π_v``, ``π_p``. The
+result is a fixed-size ``MemoryReadout`` (padded, with a validity mask) that a policy attends over.
+
+Every part can be switched off for ablations (``use_octree``, ``use_graph``, ``use_stm``, ``use_ltm``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from embodia.memory.ltm import LongTermMemory, LTMConfig
+from embodia.memory.octree import MORTON_BITS, OctreeConfig, SparseOctree, morton_encode
+from embodia.memory.stm import ShortTermMemory, STMConfig
+from embodia.memory.tokens import MemoryTokens, TokenConfig
+from embodia.memory.topology import SemanticTopologyGraph, TopologyConfig
+
+SOURCE_NONE, SOURCE_STM, SOURCE_LTM_LEAF, SOURCE_LTM_NODE = 0, 1, 2, 3
+"""Source flags of readout items (0 marks padding)."""
+
+
+@dataclass
+class Mem4NavConfig:
+    """The whole memory: one config per part, plus ablation switches and the cascade's settings."""
+
+    embed_dim: int = 128
+    """Width d of observation embeddings (tokens are 2d). The paper uses 384; 128 keeps a CPU step under 2 ms."""
+    token_depth: int = 2
+    """Coupling blocks in R (the paper uses 6; 2 keeps a CPU step under 2 ms, see bench/memory_ops.py)."""
+    token_mixer: str = "attention"
+    """F in R's coupling blocks: "attention" (over the token and its neighbours) or "mlp"."""
+    key_dim: int = 64
+    """Width of the learned LTM key/query projection of ``[v ; p]``."""
+    stm_threshold: float = 0.7
+    """Use STM hits when their best cosine similarity reaches this (tau); otherwise fall back to the LTM."""
+    leaf_writes_per_step: int = 4
+    """Octree leaves whose tokens are written each step (those that received the most points)."""
+    use_octree: bool = True
+    """Ablation switch: store points and leaf tokens."""
+    use_graph: bool = True
+    """Ablation switch: build the topology graph and node tokens."""
+    use_stm: bool = True
+    """Ablation switch: the short-term memory."""
+    use_ltm: bool = True
+    """Ablation switch: the long-term memory."""
+    octree: OctreeConfig = field(default_factory=OctreeConfig)
+    """Sparse octree settings (``embedding_dim`` is set to ``embed_dim``)."""
+    topology: TopologyConfig = field(default_factory=TopologyConfig)
+    """Topology graph settings (``embedding_dim`` is set to ``embed_dim``)."""
+    stm: STMConfig = field(default_factory=STMConfig)
+    """Short-term memory settings (``embedding_dim`` is set to ``embed_dim``)."""
+    ltm: LTMConfig = field(default_factory=LTMConfig)
+    """Long-term memory settings (``key_dim``/``token_dim`` are set from ``key_dim``/``embed_dim``)."""
+
+    def __post_init__(self) -> None:
+        for name in ("embed_dim", "token_depth", "key_dim", "leaf_writes_per_step"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Mem4NavConfig.{name} must be an integer >= 1, got {value!r}")
+        if not (isinstance(self.stm_threshold, int | float) and -1.0 <= self.stm_threshold <= 1.0):
+            raise ValueError(f"stm_threshold must be a cosine similarity in [-1, 1], got {self.stm_threshold!r}")
+        if not (self.use_stm or self.use_ltm):
+            raise ValueError("at least one of use_stm and use_ltm must be on (nothing could be retrieved)")
+        self.octree.embedding_dim = self.embed_dim
+        self.topology.embedding_dim = self.embed_dim
+        self.stm.embedding_dim = self.embed_dim
+        self.ltm.key_dim = self.key_dim
+        self.ltm.token_dim = 2 * self.embed_dim
+        for part in (self.octree, self.topology, self.stm, self.ltm):
+            part.__post_init__()
+
+    @property
+    def readout_size(self) -> int:
+        """Items in a ``MemoryReadout``: the larger of the STM's top-k and the LTM's top-m."""
+        return max(self.stm.top_k, self.ltm.top_m)
+
+
+@dataclass
+class MemoryReadout:
+    """What ``retrieve`` returns: ``n = Mem4NavConfig.readout_size`` items, padded.
+
+    Attributes:
+        embeddings: ``(n, d)`` float32 remembered embeddings (STM entries, or LTM tokens decoded by ``π_v``).
+        positions: ``(n, 3)`` float32 positions relative to the query position, metres.
+        sources: ``(n,)`` int64 flags: 1 STM, 2 LTM leaf, 3 LTM node, 0 padding.
+        scores: ``(n,)`` float32 similarities (cosine for the STM, the index's inner product for the LTM).
+        valid: ``(n,)`` bool, False for padding.
+    """
+
+    embeddings: np.ndarray
+    positions: np.ndarray
+    sources: np.ndarray
+    scores: np.ndarray
+    valid: np.ndarray
+
+
+def _vector(name: str, value: Any, width: int) -> np.ndarray:
+    array = np.asarray(value, dtype=np.float64)
+    if array.shape != (width,):
+        raise ValueError(f"{name} must have shape ({width},), got {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} must be finite")
+    return array
+
+
+class Mem4NavMemory(nn.Module):
+    """Mem4Nav memory for one agent (see the module docstring).
+
+    The learned parts (R, its decoders, the LTM key projection) are this module's parameters; the data
+    structures are reset per episode.
+
+    Args:
+        config: the memory's settings.
+    """
+
+    def __init__(self, config: Mem4NavConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or Mem4NavConfig()
+        cfg = self.config
+        self.tokens = MemoryTokens(
+            TokenConfig(embed_dim=cfg.embed_dim, depth=cfg.token_depth, mixer=cfg.token_mixer, heads=4)
+        )
+        self.key_projection = nn.Linear(cfg.embed_dim + 3, cfg.key_dim)  # [v ; p] -> LTM key space
+        nn.init.normal_(self.key_projection.weight, std=1.0 / math.sqrt(cfg.embed_dim + 3))
+        nn.init.zeros_(self.key_projection.bias)
+        self.octree = SparseOctree(cfg.octree)
+        self.graph = SemanticTopologyGraph(cfg.topology)
+        self.stm = ShortTermMemory(cfg.stm)
+        self.ltm = LongTermMemory(cfg.ltm)
+        self.eval()
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Forgets everything written (call at the start of each episode); learned parameters are kept."""
+        self.octree.reset()
+        self.graph.reset()
+        self.stm.reset()
+        self.ltm.reset()
+        self.step = 0
+        self._read_tokens: dict[tuple[str, int], torch.Tensor] = {}  # per key: the token for its next write
+        self._item_positions: dict[tuple[str, int], np.ndarray] = {}
+        self._queries = 0
+        self._stm_hits = 0
+        self._ltm_hits = 0
+        self._position = np.zeros(3)
+
+    # ------------------------------------------------------------------ write
+    def update(
+        self,
+        embedding: np.ndarray,
+        pose: np.ndarray,
+        points: np.ndarray | None = None,
+        point_classes: np.ndarray | None = None,
+        detections: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """Writes one step's observation.
+
+        Args:
+            embedding: ``(d,)`` observation embedding ``v_t``.
+            pose: ``(3,)`` agent position ``x, y, z`` (a planar pose ``x, y, yaw`` is not accepted: pass z).
+            points: ``(N, 3)`` observed 3-D points in the same frame, or None.
+            point_classes: ``(N,)`` semantic class per point (0 = none), or None.
+            detections: ``(class_ids (M,), positions (M, 3))`` of detected landmarks for the STM, or None.
+
+        Raises:
+            ValueError: wrong widths (naming the expected one) or non-finite values.
+        """
+        cfg = self.config
+        v = _vector("embedding", embedding, cfg.embed_dim)
+        position = _vector("pose", pose, 3)
+        self._position = position
+        writes: list[tuple[str, int, np.ndarray]] = []  # (namespace, id, item position)
+        if cfg.use_octree and points is not None and len(points):
+            touched, counts = self.octree.insert(
+                points, point_classes, v.astype(np.float32), step=self.step, return_counts=True
+            )
+            if len(touched):
+                chosen = touched[np.argsort(-counts, kind="stable")[: cfg.leaf_writes_per_step]]
+                centres = self.octree.leaf_centres(chosen)
+                writes.extend(("leaf", int(k), c) for k, c in zip(chosen, centres, strict=True))
+        anchor = position
+        if cfg.use_graph:
+            node = self.graph.observe(v, position, step=self.step)
+            anchor = self.graph.node_position(node)
+            writes.append(("node", int(node), np.asarray(anchor, dtype=np.float64)))
+        if writes:
+            self._write_tokens(v, writes)
+        if cfg.use_stm and detections is not None:
+            classes, positions = detections
+            positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+            if not np.isfinite(positions).all():
+                raise ValueError("detection positions must be finite")
+            keys = self._detection_keys(positions)
+            for key, class_id, p in zip(keys, np.asarray(classes).reshape(-1), positions, strict=True):
+                self.stm.write(int(key), int(class_id), p, anchor, v.astype(np.float32), self.step)
+        self.step += 1
+
+    def _detection_keys(self, positions: np.ndarray) -> np.ndarray:
+        """STM keys: the Morton code of each detection's leaf-sized cell.
+
+        The grid is centred on the origin, so it works with the octree switched off; a re-detected object
+        updates its entry instead of adding one.
+        """
+        half = 2 ** (MORTON_BITS - 1)
+        cells = np.floor(positions / self.config.octree.leaf_size).astype(np.int64) + half
+        return morton_encode(np.clip(cells, 0, 2 * half - 1)).astype(np.int64)
+
+    def _write_tokens(self, v: np.ndarray, writes: list[tuple[str, int, np.ndarray]]) -> None:
+        """Writes a token per item (batched through R) and stores them in the LTM."""
+        cfg = self.config
+        n = len(writes)
+        with self._torch_mode():
+            read = torch.stack(
+                [self._read_tokens.get((ns, i), self.tokens.fresh_read_token(1)[0]) for ns, i, _ in writes]
+            )  # (n, d)
+            embedding = torch.as_tensor(v, dtype=torch.float32).expand(n, -1)  # (n, d)
+            written = self.tokens.write(read, embedding)  # (n, 2d)
+            next_read = self.tokens.read_token(written)  # (n, d)
+            item_positions = np.stack([p for _, _, p in writes]).astype(np.float32)  # (n, 3)
+            keys = self.key_projection(torch.cat([embedding, torch.as_tensor(item_positions)], dim=1))  # (n, key_dim)
+        for (ns, i, p), token in zip(writes, next_read.detach(), strict=True):
+            self._read_tokens[(ns, i)] = token
+            self._item_positions[(ns, i)] = p
+        if cfg.use_ltm:
+            written_np = written.detach().numpy().astype(np.float32)
+            keys_np = keys.detach().numpy().astype(np.float32)
+            for ns in ("leaf", "node"):
+                rows = [j for j, (name, _, _) in enumerate(writes) if name == ns]
+                if rows:
+                    ids = np.array([writes[j][1] for j in rows], dtype=np.int64)
+                    self.ltm.write(ns, ids, keys_np[rows], written_np[rows], step=self.step)
+
+    # ------------------------------------------------------------------ read
+    def retrieve(self, embedding: np.ndarray, position: np.ndarray | None = None) -> MemoryReadout:
+        """The retrieval cascade: STM hits if good enough, else LTM hits decoded through ``R⁻¹``.
+
+        Args:
+            embedding: ``(d,)`` query embedding (usually the current ``v_t``).
+            position: ``(3,)`` query position; default the last ``update``'s.
+
+        Returns:
+            A ``MemoryReadout`` with positions relative to the query position.
+        """
+        cfg = self.config
+        v = _vector("query embedding", embedding, cfg.embed_dim)
+        position = self._position if position is None else _vector("query position", position, 3)
+        n = cfg.readout_size
+        out = MemoryReadout(
+            embeddings=np.zeros((n, cfg.embed_dim), dtype=np.float32),
+            positions=np.zeros((n, 3), dtype=np.float32),
+            sources=np.zeros(n, dtype=np.int64),
+            scores=np.zeros(n, dtype=np.float32),
+            valid=np.zeros(n, dtype=bool),
+        )
+        self._queries += 1
+        if cfg.use_stm and len(self.stm):
+            anchor = self._anchor()
+            hits = self.stm.retrieve(position - anchor, v.astype(np.float32), self.step)
+            if len(hits) and (hits.similarities[0] >= cfg.stm_threshold or not cfg.use_ltm):
+                h = len(hits)
+                out.embeddings[:h] = hits.embeddings
+                out.positions[:h] = hits.rel_positions + anchor - position
+                out.sources[:h] = SOURCE_STM
+                out.scores[:h] = hits.similarities
+                out.valid[:h] = True
+                self._stm_hits += 1
+                return out
+        if cfg.use_ltm and len(self.ltm):
+            with self._torch_mode():
+                query = torch.as_tensor(np.concatenate([v, position]), dtype=torch.float32)[None]  # (1, d + 3)
+                key = self.key_projection(query).detach().numpy().astype(np.float32)[0]  # (key_dim,)
+            hits = self.ltm.search(key, m=cfg.ltm.top_m)
+            ids, scores = np.asarray(hits.ids).reshape(-1), np.asarray(hits.scores).reshape(-1)
+            namespaces = np.asarray(hits.namespaces).reshape(-1)
+            found = ids >= 0
+            if found.any():
+                tokens = torch.as_tensor(np.asarray(hits.tokens).reshape(len(ids), -1)[found])  # (h, 2d)
+                with self._torch_mode():
+                    heads = self.tokens.decode_heads(tokens)
+                h = int(found.sum())
+                out.embeddings[:h] = heads["embedding"].detach().numpy()
+                # Positions: where the item was written (exact), not pi_p's estimate, which is trained later.
+                stored = [
+                    self._item_positions[(str(ns), int(i))] for ns, i in zip(namespaces[found], ids[found], strict=True)
+                ]
+                out.positions[:h] = np.stack(stored) - position
+                out.sources[:h] = [SOURCE_LTM_LEAF if ns == "leaf" else SOURCE_LTM_NODE for ns in namespaces[found]]
+                out.scores[:h] = scores[found]
+                out.valid[:h] = True
+                self._ltm_hits += 1
+        return out
+
+    def _torch_mode(self) -> contextlib.AbstractContextManager:
+        """Autograd on in train mode (end-to-end training), ``inference_mode`` otherwise (faster per step)."""
+        return contextlib.nullcontext() if self.training else torch.inference_mode()
+
+    def _anchor(self) -> np.ndarray:
+        if self.config.use_graph and self.graph.current is not None:
+            return np.asarray(self.graph.node_position(self.graph.current), dtype=np.float64)
+        return self._position
+
+    # ------------------------------------------------------------------ inspection
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """Numpy arrays of the memory's current contents, for episode files and replay views.
+
+        Keys are prefixed by part: ``octree/``, ``graph/``, ``stm/``, ``ltm/``.
+        """
+        parts = {"octree": self.octree.snapshot(), "graph": self.graph.snapshot(), "stm": self.stm.snapshot()}
+        parts["ltm"] = self.ltm.snapshot()
+        return {f"{part}/{key}": np.asarray(value) for part, arrays in parts.items() for key, value in arrays.items()}
+
+    def stats(self) -> dict[str, float]:
+        """Counts, hit rates (``memory/stm_hit_rate``, ``memory/ltm_hit_rate`` in logs) and bytes used."""
+        octree, graph, stm, ltm = self.octree.stats(), self.graph.stats(), self.stm.stats(), self.ltm.stats()
+        queries = max(self._queries, 1)
+        token_bytes = sum(t.numel() * t.element_size() for t in self._read_tokens.values())
+        return {
+            "leaves": float(octree["leaves"]),
+            "points_clipped": float(octree["points_clipped"]),
+            "nodes": float(graph["nodes"]),
+            "edges": float(graph["edges"]),
+            "stm_entries": float(stm["entries"]),
+            "ltm_entries": float(sum(ltm["entries"].values())),
+            "queries": float(self._queries),
+            "stm_hit_rate": self._stm_hits / queries,
+            "ltm_hit_rate": self._ltm_hits / queries,
+            "bytes": float(octree["bytes"] + graph["bytes"] + stm["bytes"] + ltm["bytes"] + token_bytes),
+        }

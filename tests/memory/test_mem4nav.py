@@ -1,0 +1,130 @@
+"""The Mem4Nav facade: update/retrieve cascade, ablations, snapshots, stats, bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+from embodia.memory.mem4nav import SOURCE_LTM_LEAF, SOURCE_LTM_NODE, SOURCE_STM, Mem4NavConfig, Mem4NavMemory
+
+torch.set_num_threads(1)
+D = 32
+
+
+def make_memory(**kwargs) -> Mem4NavMemory:
+    torch.manual_seed(0)
+    return Mem4NavMemory(Mem4NavConfig(embed_dim=D, token_depth=2, key_dim=16, **kwargs))
+
+
+def walk(memory: Mem4NavMemory, steps: int, seed: int = 0, detections: bool = True):
+    """A straight walk along x with a distinct embedding per 10 m and a few points per step."""
+    rng = np.random.default_rng(seed)
+    protos = rng.normal(size=(steps // 10 + 2, D))
+    embeddings = []
+    for t in range(steps):
+        position = np.array([t * 1.0, 0.0, 0.0])
+        v = protos[t // 10] + 0.05 * rng.normal(size=D)
+        points = position + rng.uniform(-3, 3, size=(20, 3))
+        classes = rng.integers(0, 17, size=20)
+        det = (np.array([1 + t % 16]), position[None] + [2.0, 1.0, 0.0]) if detections else None
+        memory.update(v, position, points, classes, det)
+        embeddings.append(v)
+    return np.array(embeddings)
+
+
+def test_update_fills_every_part():
+    memory = make_memory()
+    walk(memory, 40)
+    stats = memory.stats()
+    assert stats["leaves"] > 40 and stats["nodes"] >= 4 and stats["edges"] >= 3
+    assert stats["stm_entries"] > 0 and stats["ltm_entries"] > stats["nodes"]
+    assert stats["bytes"] > 0 and memory.step == 40
+
+
+def test_stm_answers_near_a_recent_detection():
+    memory = make_memory()
+    v = walk(memory, 20)
+    out = memory.retrieve(v[-1], np.array([19.0, 0.0, 0.0]))
+    assert out.valid.any() and (out.sources[out.valid] == SOURCE_STM).all()
+    assert out.scores[0] >= memory.config.stm_threshold
+    assert memory.stats()["stm_hit_rate"] == 1.0
+
+
+def test_ltm_answers_far_from_stm_entries_and_decodes_tokens():
+    memory = make_memory()
+    v = walk(memory, 30)
+    # Far from every STM entry (relative radius 3 m): the cascade falls through to the LTM.
+    out = memory.retrieve(v[5], np.array([5.0, 40.0, 0.0]))
+    assert out.valid.sum() == memory.config.ltm.top_m
+    assert set(out.sources[out.valid]) <= {SOURCE_LTM_LEAF, SOURCE_LTM_NODE}
+    assert np.isfinite(out.embeddings).all() and np.abs(out.embeddings[out.valid]).sum() > 0
+    assert memory.stats()["ltm_hit_rate"] == 1.0
+
+
+def test_node_tokens_accumulate_history():
+    memory = make_memory()
+    walk(memory, 12)
+    node_keys = [k for k in memory._read_tokens if k[0] == "node"]
+    fresh = memory.tokens.fresh_read_token(1)[0]
+    assert all(not torch.allclose(memory._read_tokens[k], fresh) for k in node_keys)
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [{"use_octree": False}, {"use_graph": False}, {"use_stm": False}, {"use_ltm": False}],
+)
+def test_ablations(switches):
+    memory = make_memory(**switches)
+    v = walk(memory, 25)
+    out = memory.retrieve(v[-1], np.array([24.0, 0.0, 0.0]))
+    stats = memory.stats()
+    if switches.get("use_octree") is False:
+        assert stats["leaves"] == 0
+    if switches.get("use_graph") is False:
+        assert stats["nodes"] == 0
+    if switches.get("use_stm") is False:
+        assert stats["stm_entries"] == 0 and SOURCE_STM not in out.sources
+    if switches.get("use_ltm") is False:
+        assert stats["ltm_entries"] == 0 and (out.sources[out.valid] == SOURCE_STM).all()
+    assert out.valid.any()
+
+
+def test_reset_forgets_but_keeps_parameters():
+    memory = make_memory()
+    params = [p.detach().clone() for p in memory.parameters()]
+    walk(memory, 10)
+    memory.reset()
+    stats = memory.stats()
+    assert stats["leaves"] == stats["nodes"] == stats["stm_entries"] == stats["ltm_entries"] == 0
+    assert all(torch.equal(a, b) for a, b in zip(params, memory.parameters(), strict=True))
+
+
+def test_snapshot_arrays():
+    memory = make_memory()
+    walk(memory, 15)
+    snap = memory.snapshot()
+    assert snap["octree/keys"].shape[0] == memory.stats()["leaves"]
+    assert snap["graph/positions"].shape == (memory.stats()["nodes"], 3)
+    assert all(isinstance(v, np.ndarray) for v in snap.values())
+
+
+def test_bad_input():
+    memory = make_memory()
+    with pytest.raises(ValueError, match=f"\\({D},\\)"):
+        memory.update(np.zeros(D + 1), np.zeros(3))
+    with pytest.raises(ValueError, match="finite"):
+        memory.update(np.full(D, np.nan), np.zeros(3))
+    with pytest.raises(ValueError, match="finite"):
+        memory.update(np.ones(D), np.array([0.0, np.inf, 0.0]))
+    with pytest.raises(ValueError, match="finite"):
+        memory.update(np.ones(D), np.zeros(3), points=np.array([[np.nan, 0.0, 0.0]]))
+    with pytest.raises(ValueError):
+        Mem4NavConfig(use_stm=False, use_ltm=False)
+    with pytest.raises(ValueError):
+        Mem4NavConfig(embed_dim=0)
+
+
+def test_points_outside_the_extent_are_clipped_and_counted():
+    memory = Mem4NavMemory(Mem4NavConfig(embed_dim=D, token_depth=1, key_dim=8))
+    # Default: 16 levels of 1 m leaves, a 65 km cube centred on the first point.
+    memory.update(np.ones(D), np.zeros(3), points=np.array([[0.0, 0.0, 0.0], [1e6, 0.0, 0.0]]))
+    assert memory.stats()["points_clipped"] == 1.0
