@@ -96,3 +96,21 @@ def test_pusher_episode_resimulates_exactly(tmp_path):
     worker.close()
     assert episode.mj_state.shape[0] == 101
     assert np.array_equal(resimulate(episode), episode.mj_state)
+
+
+def _pusher_success(seeds) -> float:
+    worker = RolloutWorker("Pusher-v5")
+    results = worker.run([EpisodeSpec(i, s) for i, s in enumerate(seeds)])
+    worker.close()
+    return float(np.mean([r.metrics["success"] for r in results]))
+
+
+def test_pusher_expert_pushes_the_object_to_the_goal():
+    assert _pusher_success(range(3)) == 1.0
+
+
+@pytest.mark.slow
+def test_pusher_expert_success_on_100_seeds():
+    success = _pusher_success(range(100))
+    print(f"Pusher-v5: expert success over 100 seeds = {success:.3f}")
+    assert success >= 0.9

@@ -57,6 +57,11 @@ def test_ltm_answers_far_from_stm_entries_and_decodes_tokens():
     assert out.valid.sum() == memory.config.ltm.top_m
     assert set(out.sources[out.valid]) <= {SOURCE_LTM_LEAF, SOURCE_LTM_NODE}
     assert np.isfinite(out.embeddings).all() and np.abs(out.embeddings[out.valid]).sum() > 0
+    assert out.tokens.shape == (len(out.valid), 2 * D) and np.abs(out.tokens[out.valid]).sum() > 0
+    # The decoded embedding is pi_v applied to R^-1 of the stored token.
+    with torch.no_grad():
+        again = memory.tokens.decode_heads(torch.as_tensor(out.tokens[out.valid]))["embedding"].numpy()
+    np.testing.assert_allclose(again, out.embeddings[out.valid], rtol=1e-5, atol=1e-6)
     assert memory.stats()["ltm_hit_rate"] == 1.0
 
 

@@ -100,6 +100,8 @@ class MemoryReadout:
     """What ``retrieve`` returns: ``n = Mem4NavConfig.readout_size`` items, padded.
 
     Attributes:
+        tokens: ``(n, 2d)`` float32 raw memory tokens of LTM hits (as written through R; zeros for STM hits and
+            padding).
         embeddings: ``(n, d)`` float32 remembered embeddings (STM entries, or LTM tokens decoded by ``π_v``).
         positions: ``(n, 3)`` float32 positions relative to the query position, metres.
         sources: ``(n,)`` int64 flags: 1 STM, 2 LTM leaf, 3 LTM node, 0 padding.
@@ -107,6 +109,7 @@ class MemoryReadout:
         valid: ``(n,)`` bool, False for padding.
     """
 
+    tokens: np.ndarray
     embeddings: np.ndarray
     positions: np.ndarray
     sources: np.ndarray
@@ -267,6 +270,7 @@ class Mem4NavMemory(nn.Module):
         position = self._position if position is None else _vector("query position", position, 3)
         n = cfg.readout_size
         out = MemoryReadout(
+            tokens=np.zeros((n, 2 * cfg.embed_dim), dtype=np.float32),
             embeddings=np.zeros((n, cfg.embed_dim), dtype=np.float32),
             positions=np.zeros((n, 3), dtype=np.float32),
             sources=np.zeros(n, dtype=np.int64),
@@ -299,6 +303,7 @@ class Mem4NavMemory(nn.Module):
                 with self._torch_mode():
                     heads = self.tokens.decode_heads(tokens)
                 h = int(found.sum())
+                out.tokens[:h] = tokens.numpy()
                 out.embeddings[:h] = heads["embedding"].detach().numpy()
                 # Positions: where the item was written (exact), not pi_p's estimate, which is trained later.
                 stored = [

@@ -28,6 +28,7 @@ __all__ = ["MORTON_BITS", "OctreeConfig", "SparseOctree", "morton_decode", "mort
 
 MORTON_BITS = 21
 """Bits per axis in a Morton key (3 * 21 = 63 bits of a uint64)."""
+_RECENT_MIN = 8192  # the recent part of the key index merges into the main part past max(this, main / 4)
 
 _MORTON_MAX = 1 << MORTON_BITS  # cells per axis are < 2**21
 _U64 = np.uint64
@@ -241,8 +242,13 @@ class SparseOctree:
         self._size = 0
         self._points_inserted = 0
         self._points_clipped = 0
+        # The key index is two sorted arrays: a large main one and a small recent one that new keys go into, merged
+        # into the main one when it grows past a fraction of it. Inserting into the small array costs O(recent)
+        # instead of O(leaves), so many small batches stay fast (amortised O(1) index work per new leaf).
         self._keys_sorted = np.empty(0, dtype=_U64)
         self._rows_sorted = np.empty(0, dtype=np.int64)
+        self._recent_keys = np.empty(0, dtype=_U64)
+        self._recent_rows = np.empty(0, dtype=np.int64)
         self._alloc(self._INITIAL_CAPACITY)
 
     def _alloc(self, capacity: int) -> None:
@@ -291,6 +297,7 @@ class SparseOctree:
         Returns:
             (L,) uint64 keys, sorted ascending.
         """
+        self._merge_index()
         return self._keys_sorted.copy()
 
     # ------------------------------------------------------------------------------------------------
@@ -425,9 +432,11 @@ class SparseOctree:
             self._emb[grown] = np.nan
             self._last_step[grown] = -1
             self._token_slot[grown] = -1
-            pos = np.searchsorted(self._keys_sorted, new_keys)
-            self._keys_sorted = np.insert(self._keys_sorted, pos, new_keys)
-            self._rows_sorted = np.insert(self._rows_sorted, pos, new_rows)
+            pos = np.searchsorted(self._recent_keys, new_keys)
+            self._recent_keys = np.insert(self._recent_keys, pos, new_keys)
+            self._recent_rows = np.insert(self._recent_rows, pos, new_rows)
+            if self._recent_keys.size > max(_RECENT_MIN, self._keys_sorted.size // 4):
+                self._merge_index()
             rows[new] = new_rows
             self._size += m
 
@@ -447,14 +456,32 @@ class SparseOctree:
     # ------------------------------------------------------------------------------------------------
     # lookup and per-leaf data
 
+    def _merge_index(self) -> None:
+        """Merges the recent keys into the main sorted index (no-op when there are none)."""
+        if self._recent_keys.size == 0:
+            return
+        pos = np.searchsorted(self._keys_sorted, self._recent_keys)
+        self._keys_sorted = np.insert(self._keys_sorted, pos, self._recent_keys)
+        self._rows_sorted = np.insert(self._rows_sorted, pos, self._recent_rows)
+        self._recent_keys = np.empty(0, dtype=_U64)
+        self._recent_rows = np.empty(0, dtype=np.int64)
+
+    @staticmethod
+    def _search(sorted_keys: np.ndarray, sorted_rows: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        if sorted_keys.size == 0:
+            return np.full(keys.shape[0], -1, dtype=np.int64)
+        idx = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
+        return np.where(sorted_keys[idx] == keys, sorted_rows[idx], -1)
+
     def _lookup(self, keys: np.ndarray) -> np.ndarray:
         """(K,) int64 rows of validated (K,) uint64 keys, -1 where absent."""
         if self._size == 0 or keys.size == 0:
             return np.full(keys.shape[0], -1, dtype=np.int64)
-        idx = np.searchsorted(self._keys_sorted, keys)
-        idx_c = np.minimum(idx, self._size - 1)
-        found = self._keys_sorted[idx_c] == keys
-        return np.where(found, self._rows_sorted[idx_c], -1)
+        rows = self._search(self._keys_sorted, self._rows_sorted, keys)
+        missing = rows < 0
+        if missing.any() and self._recent_keys.size:
+            rows[missing] = self._search(self._recent_keys, self._recent_rows, keys[missing])
+        return rows
 
     def rows(self, keys: Any) -> np.ndarray:
         """Storage row of each key.
@@ -657,6 +684,7 @@ class SparseOctree:
         hi = np.clip(hi, 0, top).astype(np.int64)
         box_cells = int(np.prod(hi - lo + 1))
         if box_cells > max(self._size, 4096):
+            self._merge_index()
             keys = self._keys_sorted
             d2 = ((self._cell_centres(_decode_unchecked(keys)) - q) ** 2).sum(axis=1)
             return keys[d2 <= r * r]
@@ -680,6 +708,7 @@ class SparseOctree:
         """
         if not _is_int(level) or not 0 <= level <= self.config.depth:
             raise ValueError(f"level must be an integer in [0, {self.config.depth}], got {level!r}")
+        self._merge_index()
         parents = self._keys_sorted >> _U64(3 * int(level))  # still sorted: shifting is monotone
         if parents.size == 0:
             return parents
@@ -699,6 +728,7 @@ class SparseOctree:
             (L, num_classes) int32, ``token_slots`` (L,) int64, and ``origin`` (3,) float64 (NaN before the
             origin is known) so that keys can be turned back into cell centres.
         """
+        self._merge_index()
         rows = self._rows_sorted
         count = self._count[rows]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -720,7 +750,8 @@ class SparseOctree:
             cells), and ``bytes`` (allocated bytes of the storage and index arrays).
         """
         nbytes = sum(getattr(self, name).nbytes for name in self._columns())
-        nbytes += self._keys_sorted.nbytes + self._rows_sorted.nbytes
+        index = (self._keys_sorted, self._rows_sorted, self._recent_keys, self._recent_rows)
+        nbytes += sum(a.nbytes for a in index)
         return {
             "leaves": self._size,
             "points_inserted": self._points_inserted,
