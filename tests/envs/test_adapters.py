@@ -43,6 +43,8 @@ def test_pusher_contract():
         _, _, _terminated, truncated, info = env.step(np.zeros(7))
     assert truncated and {"success", "object_goal_distance", "return", "length"} <= set(info["metrics"])
     assert info["metrics"]["length"] == 100.0
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(7))
 
 
 def test_pusher_divergence_truncates_with_flag():

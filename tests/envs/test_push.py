@@ -35,7 +35,17 @@ def test_tee_shape_geometry():
     shifted = coverage(tee, pose + np.array([0.003 * np.cos(0.3), 0.003 * np.sin(0.3), 0.0]), pose, samples)
     assert 0.93 < shifted < 0.98
     assert coverage(tee, pose + np.array([0.5, 0.0, 0.0]), pose, samples) == 0.0
+    # Exact coverage (polygon clipping) against a fine sampled estimate, near and far from the 0.95 line.
+    fine = tee.grid(0.0003)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        a = np.array([*rng.uniform(-0.01, 0.01, 2), rng.uniform(-0.2, 0.2)])
+        exact = coverage(tee, a, pose)
+        assert abs(exact - coverage(tee, a, pose, fine)) < 2e-3
+    assert coverage(tee, pose, pose) == pytest.approx(1.0)
+    # Two squares offset by 1 cm along one side: exactly 7/8 overlap.
     square = box_shape()
+    assert coverage(square, np.array([0.01, 0.0, 0.0]), np.zeros(3)) == pytest.approx(0.875)
     assert square.symmetry == pytest.approx(np.pi / 2) and tee.symmetry == pytest.approx(2 * np.pi)
 
 
@@ -132,19 +142,47 @@ def test_bad_config_values():
             PushBlockEnv(**kwargs)
 
 
+def side_from_path(env, seed, pushers) -> str:
+    """The side of the block's start position the pusher passed to get behind it (w.r.t. block -> goal)."""
+    u = env.unwrapped
+    env.reset(seed=seed)
+    block, goal = u.block_pose(), u.goal
+    axis = (goal[:2] - block[:2]) / np.linalg.norm(goal[:2] - block[:2])
+    rel = pushers - block[:2]
+    along = rel @ axis
+    offset = axis[0] * rel[:, 1] - axis[1] * rel[:, 0]
+    assert along[0] > 0  # the pusher starts in front of the block
+    behind = int(np.argmax(along <= 0))  # first step behind the block's start position
+    assert behind > 0
+    return "left" if offset[behind] > 0 else "right"
+
+
 @pytest.mark.parametrize("mode", ["left", "right"])
 def test_expert_modes_go_around_opposite_sides(make_env, mode):
     env = make_env("embodia/PushBlock-v0")
-    info, expert, pushers = run_expert(env, seed=4, mode=mode)
-    assert info["metrics"]["success"] == 1.0 and expert.info()["mode"] == mode
+    info, expert, pushers = run_expert(env, seed=4, mode=mode)  # seed 4: both ways around are free
+    assert info["metrics"]["success"] == 1.0
+    assert expert.info()["mode"] == mode == side_from_path(env, 4, pushers)
+
+
+def test_recorded_mode_is_the_side_the_pusher_took(make_env):
+    env = make_env("embodia/PushBlock-v0")
+    for seed in range(12):
+        _, expert, pushers = run_expert(env, seed)
+        assert expert.info()["mode"] == side_from_path(env, seed, pushers), seed
+
+
+def test_the_pusher_tracks_its_commanded_speed(make_env):
+    env = make_env("embodia/PushBlock-v0")
+    env.reset(seed=0)
     u = env.unwrapped
-    env.reset(seed=4)
-    block, goal = u.block_pose(), u.goal
-    f = (goal[:2] - block[:2]) / np.linalg.norm(goal[:2] - block[:2])
-    rel = pushers[:25] - block[:2]
-    side = f[0] * rel[:, 1] - f[1] * rel[:, 0]  # > 0: left of the push direction
-    assert (side.max() > 0.03) if mode == "left" else (side.min() < -0.03)
-    assert (side.min() > -0.03) if mode == "left" else (side.max() < 0.03)
+    u.data.qpos[u._pusher_qpos : u._pusher_qpos + 2] = [-0.25, -0.25]
+    u.data.qpos[u._block_qpos : u._block_qpos + 2] = [0.2, 0.2]
+    mujoco.mj_forward(u.model, u.data)
+    start = u.pusher_position()
+    for _ in range(5):
+        env.step(np.array([1.0, 0.0]))
+    assert (u.pusher_position() - start)[0] == pytest.approx(5 * 0.1 * 0.25, rel=0.03)
 
 
 def test_expert_modes_are_balanced_and_seeded(make_env):
@@ -174,7 +212,7 @@ def test_expert_success_on_100_seeds(make_env, env_id, floor):
     env = make_env(env_id)
     results = [run_expert(env, seed) for seed in range(100)]
     success = np.mean([info["metrics"]["success"] for info, _, _ in results])
-    left = np.mean([expert.mode == "left" for _, expert, _ in results])
+    left = np.mean([expert.info()["mode"] == "left" for _, expert, _ in results])  # the side actually taken
     print(f"{env_id}: expert success over 100 seeds = {success:.3f}, left mode {left:.2f}")
     assert success >= floor
     if env_id == "embodia/PushBlock-v0":

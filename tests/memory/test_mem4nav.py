@@ -73,6 +73,54 @@ def test_node_tokens_accumulate_history():
     assert all(not torch.allclose(memory._read_tokens[k], fresh) for k in node_keys)
 
 
+def test_stm_positions_stay_right_after_the_agent_moves_to_other_nodes():
+    memory = make_memory()
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=D)
+    memory.update(v, np.zeros(3), detections=(np.array([5]), np.array([[1.0, 0.5, 0.0]])))
+    for x in range(2, 40):  # walk away: new graph nodes every few metres
+        memory.update(rng.normal(size=D), np.array([float(x), 0.0, 0.0]))
+    assert memory.stats()["nodes"] >= 4
+    near = memory.retrieve(v, np.array([1.5, 0.0, 0.0]))
+    assert near.sources[0] == SOURCE_STM
+    np.testing.assert_allclose(near.positions[0], [-0.5, 0.5, 0.0], atol=1e-5)  # object relative to the query
+    far = memory.retrieve(v, np.array([35.5, 0.0, 0.0]))
+    assert SOURCE_STM not in far.sources[far.valid]
+
+
+def test_rejected_update_changes_nothing():
+    memory = make_memory()
+    walk(memory, 3)
+    before = memory.stats()
+    bad = [
+        {"detections": (np.array([1]), np.array([[np.nan, 0.0, 0.0]]))},
+        {"detections": (np.array([1.7]), np.array([[1.0, 0.0, 0.0]]))},
+        {"detections": (np.array([1, 2]), np.array([[1.0, 0.0, 0.0]]))},
+        {"points": np.full((4, 3), 1e300)},
+        {"points": np.ones((4, 3)), "point_classes": np.ones(3, dtype=int)},
+    ]
+    for kwargs in bad:
+        with pytest.raises(ValueError):
+            memory.update(np.ones(D), np.array([3.0, 0.0, 0.0]), **kwargs)
+    assert memory.stats() == before and memory.step == 3
+
+
+def test_leaf_token_slots_link_octree_and_ltm():
+    memory = make_memory()
+    walk(memory, 5)
+    snap = memory.snapshot()
+    slots = snap["octree/token_slots"]
+    linked = slots[slots >= 0]
+    assert linked.size > 0
+    assert set(linked.tolist()) <= set(snap["ltm/leaf/ids"].tolist())
+    assert snap["tokens/read"].shape == (len(snap["tokens/ids"]), D)
+
+
+def test_ltm_without_octree_and_graph_is_rejected():
+    with pytest.raises(ValueError, match="use_ltm needs"):
+        Mem4NavConfig(use_octree=False, use_graph=False)
+
+
 @pytest.mark.parametrize(
     "switches",
     [{"use_octree": False}, {"use_graph": False}, {"use_stm": False}, {"use_ltm": False}],

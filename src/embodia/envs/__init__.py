@@ -10,6 +10,7 @@ ENV_IDS: tuple[str, ...] = (
     "embodia/UrbanNav-Return-v0",
     "embodia/PushBlock-v0",
     "embodia/PushT-v0",
+    "embodia/DetourReach-v0",
 )
 """Every environment id this package registers."""
 
@@ -25,3 +26,4 @@ _register("embodia/UrbanNav-v0", "embodia.envs.nav.urban_nav:UrbanNavEnv", task=
 _register("embodia/UrbanNav-Return-v0", "embodia.envs.nav.urban_nav:UrbanNavEnv", task="return", max_steps=1500)
 _register("embodia/PushBlock-v0", "embodia.envs.manip.push:PushBlockEnv", max_steps=300)
 _register("embodia/PushT-v0", "embodia.envs.manip.push:PushTEnv", max_steps=300)
+_register("embodia/DetourReach-v0", "embodia.envs.detour.detour_reach:DetourReachEnv", max_steps=100)

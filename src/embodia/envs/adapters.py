@@ -22,6 +22,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from embodia.envs.actions import check_action
+
 MetricsFn = Callable[[gym.Env], dict[str, float]]
 
 
@@ -81,6 +83,7 @@ class EmbodiaAdapter(gym.Wrapper):
         self._return = 0.0
         self._length = 0
         self._last_obs: Any = None
+        self._done = True  # until reset()
         if self._mujoco:
             import mujoco
 
@@ -127,12 +130,17 @@ class EmbodiaAdapter(gym.Wrapper):
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
         """Resets the wrapped env and the episode bookkeeping."""
         obs, info = self.env.reset(seed=seed, options=options)
-        self._return, self._length, self._last_obs = 0.0, 0, obs
+        if not _finite(obs):
+            name = self.env.spec.id if self.env.spec else self.env
+            raise ValueError(f"{name}: reset returned a non-finite observation")
+        self._return, self._length, self._last_obs, self._done = 0.0, 0, obs, False
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         """Checks and clips the action, steps, flags divergence, and adds ``metrics`` at episode end."""
-        act = self._validate_action(action)
+        if self._done:
+            raise RuntimeError("the episode has ended; call reset() before step()")
+        act = check_action(action, self.action_space).astype(self.action_space.dtype)
         before = self._divergence_warnings() if self._mujoco else 0
         obs, reward, terminated, truncated, info = self.env.step(act)
         info = dict(info)
@@ -145,19 +153,8 @@ class EmbodiaAdapter(gym.Wrapper):
         self._length += 1
         if terminated or truncated:
             info["metrics"] = self.episode_metrics()
+            self._done = True
         return obs, float(reward), bool(terminated), bool(truncated), info
-
-    def _validate_action(self, action: Any) -> np.ndarray:
-        space = self.action_space
-        raw = np.asarray(action)
-        if raw.dtype.kind not in "biuf":
-            raise ValueError(f"action must be numeric with shape {space.shape}, got dtype {raw.dtype}")
-        act = raw.astype(np.float64)
-        if act.shape != space.shape:
-            raise ValueError(f"action must have shape {space.shape}, got {act.shape}")
-        if not np.isfinite(act).all():
-            raise ValueError(f"action must be finite, got {act.tolist()}")
-        return np.clip(act, space.low, space.high).astype(space.dtype)
 
     def episode_metrics(self) -> dict[str, float]:
         """``return``, ``length`` and the task profile's metrics for the episode so far."""

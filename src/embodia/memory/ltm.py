@@ -71,7 +71,7 @@ class LTMConfig:
     """Width of the search keys and queries (the output width of the facade's learned query projection)."""
     token_dim: int = 768
     """Width `2d` of the stored memory tokens."""
-    exact_below: int = 100_000
+    exact_below: int = 10_000
     """A namespace with fewer entries uses an exact flat inner-product index, one with at least this many an HNSW
     index; switching rebuilds the index (back to flat only below `exact_below // 2`)."""
     hnsw_m: int = 32

@@ -36,6 +36,7 @@ from embodia.memory.tokens import MemoryTokens, TokenConfig
 from embodia.memory.topology import SemanticTopologyGraph, TopologyConfig
 
 SOURCE_NONE, SOURCE_STM, SOURCE_LTM_LEAF, SOURCE_LTM_NODE = 0, 1, 2, 3
+_MAX_COORDINATE = 1e9  # inputs are cast to float32 for R and the LTM
 """Source flags of readout items (0 marks padding)."""
 
 
@@ -81,6 +82,8 @@ class Mem4NavConfig:
             raise ValueError(f"stm_threshold must be a cosine similarity in [-1, 1], got {self.stm_threshold!r}")
         if not (self.use_stm or self.use_ltm):
             raise ValueError("at least one of use_stm and use_ltm must be on (nothing could be retrieved)")
+        if self.use_ltm and not (self.use_octree or self.use_graph):
+            raise ValueError("use_ltm needs use_octree or use_graph: the LTM stores leaf and node tokens")
         self.octree.embedding_dim = self.embed_dim
         self.topology.embedding_dim = self.embed_dim
         self.stm.embedding_dim = self.embed_dim
@@ -192,6 +195,28 @@ class Mem4NavMemory(nn.Module):
         cfg = self.config
         v = _vector("embedding", embedding, cfg.embed_dim)
         position = _vector("pose", pose, 3)
+        # Everything is checked before anything is written: a rejected update leaves the memory unchanged.
+        if points is not None:
+            points = np.asarray(points, dtype=np.float64)
+            if points.ndim != 2 or points.shape[1] != 3:
+                raise ValueError(f"points must have shape (N, 3), got {points.shape}")
+            if not np.isfinite(points).all():
+                raise ValueError("points must be finite")
+            if point_classes is not None and np.shape(point_classes) != (len(points),):
+                raise ValueError(f"point_classes must have shape ({len(points)},), got {np.shape(point_classes)}")
+        for name, array in (("pose", position), ("embedding", v), ("points", points)):
+            if array is not None and array.size and np.abs(array).max() > _MAX_COORDINATE:
+                raise ValueError(f"{name} values must be below {_MAX_COORDINATE:g} in magnitude (float32 range)")
+        if detections is not None:
+            det_classes = np.asarray(detections[0])
+            det_positions = np.asarray(detections[1], dtype=np.float64).reshape(-1, 3)
+            if det_classes.shape != (len(det_positions),) or det_classes.dtype.kind not in "iu":
+                raise ValueError(
+                    f"detections must be (class_ids (M,) integers, positions (M, 3)), got {det_classes.shape} "
+                    f"{det_classes.dtype} and {np.shape(detections[1])}"
+                )
+            if not np.isfinite(det_positions).all() or (np.abs(det_positions) > _MAX_COORDINATE).any():
+                raise ValueError("detection positions must be finite and below 1e9 in magnitude")
         self._position = position
         writes: list[tuple[str, int, np.ndarray]] = []  # (namespace, id, item position)
         if cfg.use_octree and points is not None and len(points):
@@ -210,12 +235,8 @@ class Mem4NavMemory(nn.Module):
         if writes:
             self._write_tokens(v, writes)
         if cfg.use_stm and detections is not None:
-            classes, positions = detections
-            positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
-            if not np.isfinite(positions).all():
-                raise ValueError("detection positions must be finite")
-            keys = self._detection_keys(positions)
-            for key, class_id, p in zip(keys, np.asarray(classes).reshape(-1), positions, strict=True):
+            keys = self._detection_keys(det_positions)
+            for key, class_id, p in zip(keys, det_classes, det_positions, strict=True):
                 self.stm.write(int(key), int(class_id), p, anchor, v.astype(np.float32), self.step)
         self.step += 1
 
@@ -242,9 +263,15 @@ class Mem4NavMemory(nn.Module):
             next_read = self.tokens.read_token(written)  # (n, d)
             item_positions = np.stack([p for _, _, p in writes]).astype(np.float32)  # (n, 3)
             keys = self.key_projection(torch.cat([embedding, torch.as_tensor(item_positions)], dim=1))  # (n, key_dim)
+        new_leaves = []
         for (ns, i, p), token in zip(writes, next_read.detach(), strict=True):
+            if ns == "leaf" and (ns, i) not in self._read_tokens:
+                new_leaves.append(i)
             self._read_tokens[(ns, i)] = token
             self._item_positions[(ns, i)] = p
+        if new_leaves:  # the octree leaf's token slot: the leaf's id in the LTM's "leaf" namespace (its key)
+            leaf_keys = np.asarray(new_leaves, dtype=np.uint64)
+            self.octree.set_token_slots(leaf_keys, leaf_keys.astype(np.int64))
         if cfg.use_ltm:
             written_np = written.detach().numpy().astype(np.float32)
             keys_np = keys.detach().numpy().astype(np.float32)
@@ -280,7 +307,7 @@ class Mem4NavMemory(nn.Module):
         self._queries += 1
         if cfg.use_stm and len(self.stm):
             anchor = self._anchor()
-            hits = self.stm.retrieve(position - anchor, v.astype(np.float32), self.step)
+            hits = self.stm.retrieve(position - anchor, v.astype(np.float32), self.step, query_anchor=anchor)
             if len(hits) and (hits.similarities[0] >= cfg.stm_threshold or not cfg.use_ltm):
                 h = len(hits)
                 out.embeddings[:h] = hits.embeddings
@@ -329,10 +356,19 @@ class Mem4NavMemory(nn.Module):
     def snapshot(self) -> dict[str, np.ndarray]:
         """Numpy arrays of the memory's current contents, for episode files and replay views.
 
-        Keys are prefixed by part: ``octree/``, ``graph/``, ``stm/``, ``ltm/``.
+        Keys are prefixed by part: ``octree/``, ``graph/``, ``stm/``, ``ltm/``, ``tokens/`` (per key: namespace
+        0 leaf / 1 node, id, read token, position).
         """
         parts = {"octree": self.octree.snapshot(), "graph": self.graph.snapshot(), "stm": self.stm.snapshot()}
         parts["ltm"] = self.ltm.snapshot()
+        items = list(self._read_tokens)
+        d = self.config.embed_dim
+        parts["tokens"] = {  # every key's read token (its accumulated state) and where it was written
+            "namespaces": np.array([0 if ns == "leaf" else 1 for ns, _ in items], dtype=np.int8).reshape(-1),
+            "ids": np.array([i for _, i in items], dtype=np.int64).reshape(-1),
+            "read": torch.stack([self._read_tokens[k] for k in items]).numpy() if items else np.zeros((0, d)),
+            "positions": np.array([self._item_positions[k] for k in items], dtype=np.float32).reshape(-1, 3),
+        }
         return {f"{part}/{key}": np.asarray(value) for part, arrays in parts.items() for key, value in arrays.items()}
 
     def stats(self) -> dict[str, float]:

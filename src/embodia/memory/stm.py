@@ -93,6 +93,7 @@ class ShortTermMemory:
         self._keys = np.zeros(k, dtype=np.int64)
         self._class_ids = np.zeros(k, dtype=np.int64)
         self._rel_pos = np.zeros((k, 3), dtype=np.float64)
+        self._anchor = np.zeros((k, 3), dtype=np.float64)  # the graph node's position each entry is relative to
         self._emb = np.zeros((k, d), dtype=np.float32)
         self._emb_norm = np.zeros(k, dtype=np.float64)
         self._freq = np.zeros(k, dtype=np.int64)
@@ -108,7 +109,7 @@ class ShortTermMemory:
         self._evictions = 0
         self._hits = 0
         self._queries = 0
-        for arr in (self._keys, self._class_ids, self._rel_pos, self._emb, self._emb_norm):
+        for arr in (self._keys, self._class_ids, self._rel_pos, self._anchor, self._emb, self._emb_norm):
             arr.fill(0)
         for arr in (self._freq, self._last, self._inserted):
             arr.fill(0)
@@ -185,6 +186,7 @@ class ShortTermMemory:
             self._insert_counter += 1
         self._class_ids[slot] = class_id
         self._rel_pos[slot] = rel
+        self._anchor[slot] = anc
         self._emb[slot] = emb
         self._emb_norm[slot] = norm
         self._last[slot] = step
@@ -219,6 +221,7 @@ class ShortTermMemory:
         step: int,
         radius: float | None = None,
         k: int | None = None,
+        query_anchor: np.ndarray | None = None,
     ) -> STMHits:
         """Return the entries near a relative position, ranked by cosine similarity.
 
@@ -226,12 +229,19 @@ class ShortTermMemory:
         `query_embedding` (descending; ties: lower slot first) and the first `k` are returned. Each returned entry is
         accessed: its count grows by one and its last access becomes `step`.
 
+        With `query_anchor` (the node the query is relative to), entries written relative to other nodes are first
+        re-expressed relative to it (`p_rel + anchor_entry - query_anchor`): once the agent has moved on to another
+        graph node, relative positions still compare like with like. The hits' `rel_positions` are then relative to
+        `query_anchor` too.
+
         Args:
             query_rel: Query position relative to the current graph node, shape `(3,)`, metres.
             query_embedding: Query embedding, shape `(d,)`, finite and nonzero.
             step: Current time step, an integer >= 0.
             radius: Retrieval radius `ε`, metres; None for `config.radius`.
             k: Maximum number of hits; None for `config.top_k`.
+            query_anchor: Position of the node `query_rel` is relative to, shape `(3,)`; None compares stored
+                relative positions as they are (all entries relative to the same node).
 
         Returns:
             The hits, best first (empty arrays when none).
@@ -255,9 +265,11 @@ class ShortTermMemory:
         q_emb = q_emb / q_scale  # cosine is scale-free; pre-scaling keeps the norm finite for huge finite values
         q_norm = float(np.linalg.norm(q_emb))
 
+        q_anchor = None if query_anchor is None else _check_vector(query_anchor, 3, "query_anchor")
         self._queries += 1
         n = self._size
-        dist = np.linalg.norm(self._rel_pos[:n] - q_pos, axis=1)
+        rel = self._rel_pos[:n] if q_anchor is None else self._rel_pos[:n] + self._anchor[:n] - q_anchor  # (n, 3)
+        dist = np.linalg.norm(rel - q_pos, axis=1)
         cand = np.flatnonzero(dist <= radius)
         if cand.size == 0:
             return self._hits_for(cand, np.zeros(0, dtype=np.float64))
@@ -267,7 +279,10 @@ class ShortTermMemory:
         self._freq[slots] += 1
         self._last[slots] = step
         self._hits += 1
-        return self._hits_for(slots, sims[order])
+        hits = self._hits_for(slots, sims[order])
+        if q_anchor is not None:
+            hits.rel_positions = rel[slots].copy()
+        return hits
 
     def _hits_for(self, slots: np.ndarray, sims: np.ndarray) -> STMHits:
         """Copy the rows of `slots` into an `STMHits`."""
@@ -313,6 +328,7 @@ class ShortTermMemory:
             "keys": self._keys[:n].copy(),
             "class_ids": self._class_ids[:n].copy(),
             "rel_positions": self._rel_pos[:n].copy(),
+            "anchors": self._anchor[:n].copy(),
             "embeddings": self._emb[:n].copy(),
             "freq": self._freq[:n].copy(),
             "last_access": self._last[:n].copy(),
@@ -331,6 +347,7 @@ class ShortTermMemory:
             self._keys,
             self._class_ids,
             self._rel_pos,
+            self._anchor,
             self._emb,
             self._emb_norm,
             self._freq,

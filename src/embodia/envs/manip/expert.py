@@ -103,10 +103,26 @@ class PushExpert:
         self._approached = False
         self._pushing = False
         self._current = None
+        self._axis: np.ndarray | None = None  # initial block -> goal direction, fixed for the episode
+        self._origin: np.ndarray | None = None  # initial block position
+        self._previous_along: float | None = None
+        self._side: str | None = None
+
+    def side_taken(self) -> str | None:
+        """The side of the block the pusher actually passed to get behind it.
+
+        Measured in the frame of the initial block-to-goal axis: the sign of the pusher's lateral offset when it
+        first crosses from in front of the block's initial position to behind it. None until that happens.
+        """
+        return self._side
 
     def info(self) -> dict[str, Any]:
-        """The approach mode of this episode (recorded in the episode file)."""
-        return {"expert": "push_lever", "mode": self.mode}
+        """Metadata for the episode file: ``mode`` is the side actually taken (the draw when it never went around).
+
+        ``mode_drawn`` is the side the expert was told to take; when walls leave only the other way, they differ.
+        """
+        taken = self.side_taken()
+        return {"expert": "push_lever", "mode": taken or self.mode, "mode_drawn": self.mode}
 
     # ------------------------------------------------------------------ geometry
     def _pushes(self, block: np.ndarray) -> list[tuple[np.ndarray, float, np.ndarray]]:
@@ -175,12 +191,14 @@ class PushExpert:
         rel = np.abs(local[:, None, :] - shape.centres[None])  # (12, R, 2)
         return bool((rel <= shape.halves[None] + margin).all(axis=2).any())
 
-    def _detour(self, pusher: np.ndarray, block: np.ndarray, target: np.ndarray, side: float) -> np.ndarray:
+    def _detour(
+        self, pusher: np.ndarray, block: np.ndarray, target: np.ndarray, side: float, axis: np.ndarray | None = None
+    ) -> np.ndarray:
         """First waypoint of the shortest way around the block from ``pusher`` to ``target``.
 
         The way runs through the corners of the block's rectangles, pushed out by the pusher radius plus a margin
-        (a visibility graph). ``side`` +1 keeps to the left of the line from ``target`` through the block's
-        centre, -1 to the right, 0 takes the shorter way.
+        (a visibility graph). ``side`` +1 keeps to the left of ``axis`` (default: the line from ``target`` through
+        the block's centre), -1 to the right, 0 takes the shorter way.
         """
         env = self.env
         shape, limit = env.shape, env.table.half_extent - env.table.pusher_radius - 0.002
@@ -189,7 +207,7 @@ class PushExpert:
             [shape.centres + (shape.halves + pad) * sign for sign in ((1, 1), (1, -1), (-1, 1), (-1, -1))]
         )
         nodes = [p for p in to_world(corners, block) if (np.abs(p) <= limit).all()]
-        axis = block[:2] - target
+        axis = block[:2] - target if axis is None else axis
         if side != 0:
             nodes = [p for p in nodes if side * (axis[0] * (p - block[:2])[1] - axis[1] * (p - block[:2])[0]) > -1e-3]
         points = [pusher, *nodes, target]
@@ -201,7 +219,7 @@ class PushExpert:
         try:
             path = nx.shortest_path(graph, 0, len(points) - 1, weight="weight")
         except (nx.NetworkXNoPath, nx.NodeNotFound):
-            if side != 0:  # that side is walled off: take the other way
+            if side != 0:  # that side is walled off: take the other way (info() reports the side taken)
                 return self._detour(pusher, block, target, 0.0)
             away = pusher - block[:2]
             return pusher + 0.05 * away / max(float(np.linalg.norm(away)), 1e-6)  # back off and re-plan
@@ -213,6 +231,16 @@ class PushExpert:
         env, cfg = self.env, self.config
         block, pusher = env.block_pose(), env.pusher_position()
         max_speed = env.table.max_speed
+        if self._axis is None:
+            towards = env.goal[:2] - block[:2]
+            self._axis = towards / max(float(np.linalg.norm(towards)), 1e-9)
+            self._origin = block[:2].copy()
+        if self._side is None:  # which side does the pusher pass to get behind the block?
+            rel = pusher - self._origin
+            along = float(self._axis @ rel)
+            if self._previous_along is not None and self._previous_along > 0 >= along:
+                self._side = "left" if self._axis[0] * rel[1] - self._axis[1] * rel[0] > 0 else "right"
+            self._previous_along = along
         if env.at_goal() and env.position_error() < cfg.settle_error:
             self._pushing = False
             return np.zeros(2, dtype=np.float32)
@@ -239,7 +267,7 @@ class PushExpert:
         else:
             if self._path_blocked(pusher, block, start):
                 side = 0.0 if self._approached else (1.0 if self.mode == "left" else -1.0)
-                waypoint = self._detour(pusher, block, start, side)
+                waypoint = self._detour(pusher, block, start, side, None if self._approached else self._axis)
             else:
                 waypoint = start
             velocity = cfg.move_gain * (waypoint - pusher)

@@ -24,6 +24,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import EzPickle
 
+from embodia.envs.actions import check_action
 from embodia.envs.manip.scene import BLOCK_BODY, GOAL_BODY, PUSHER_GEOM, TOP_CAMERA, TableConfig, build_push_spec
 from embodia.envs.manip.shapes import BlockShape, box_shape, coverage, tee_shape
 from embodia.envs.mujoco_base import MjSpecEnv, SimulationUnstableError
@@ -69,7 +70,6 @@ class PushEnv(MjSpecEnv, EzPickle):
     HOLD_STEPS = 1
     DEFAULT_GOAL = np.array([0.0, 0.0, np.pi / 4])
     RANDOM_GOAL = False
-    COVERAGE_GRID = 0.002
 
     def __init__(
         self,
@@ -98,7 +98,6 @@ class PushEnv(MjSpecEnv, EzPickle):
         self.rgb_size = int(rgb_size)
         self.random_goal = self.RANDOM_GOAL if random_goal is None else bool(random_goal)
         self.max_steps = int(max_steps)
-        self._coverage_samples = self.shape.grid(self.COVERAGE_GRID)
         self._coverage_key: tuple[bytes, bytes] | None = None
         self._coverage_value = 0.0
 
@@ -157,7 +156,7 @@ class PushEnv(MjSpecEnv, EzPickle):
         key = (self.data.qpos[self._block_qpos : self._block_qpos + 3].tobytes(), self.goal.tobytes())
         if key != self._coverage_key:
             self._coverage_key = key
-            self._coverage_value = coverage(self.shape, self.block_pose(), self.goal, self._coverage_samples)
+            self._coverage_value = coverage(self.shape, self.block_pose(), self.goal)
         return self._coverage_value
 
     # ------------------------------------------------------------------ gym API
@@ -209,7 +208,7 @@ class PushEnv(MjSpecEnv, EzPickle):
         """Advances 0.1 s with the pusher velocity ``action`` (see the module docstring)."""
         if self._done:
             raise RuntimeError("the episode has ended; call reset() before step()")
-        act = self._validate_action(action)
+        act = check_action(action, self.action_space, "[vx, vy]")
         pusher_before, block_before = self.pusher_position(), self.block_pose()[:2]
         info: dict[str, Any] = {"sim_unstable": False}
         try:
@@ -242,17 +241,6 @@ class PushEnv(MjSpecEnv, EzPickle):
         return obs, float(reward), terminated, truncated, info
 
     # ------------------------------------------------------------------ helpers
-    def _validate_action(self, action: Any) -> np.ndarray:
-        raw = np.asarray(action)
-        if raw.dtype.kind not in "biuf":
-            raise ValueError(f"action must be numeric with shape (2,), got dtype {raw.dtype} ({type(action).__name__})")
-        act = raw.astype(np.float64)
-        if act.shape != (2,):
-            raise ValueError(f"action must have shape (2,) [vx, vy], got {act.shape}")
-        if not np.isfinite(act).all():
-            raise ValueError(f"action must be finite, got {act.tolist()}")
-        return np.clip(act, -1.0, 1.0)
-
     def _step_info(self) -> dict[str, Any]:
         return {
             "position_error": self.position_error(),

@@ -32,6 +32,7 @@ from gymnasium import spaces
 from gymnasium.utils import EzPickle
 
 from embodia.envs import metrics as nav_metrics
+from embodia.envs.actions import check_action
 from embodia.envs.mujoco_base import MjSpecEnv, SimulationUnstableError
 from embodia.envs.nav.city import NUM_LANDMARK_CLASSES, CityConfig, CityLayout, Landmark, generate_city
 from embodia.envs.nav.scene import (
@@ -310,7 +311,7 @@ class UrbanNavEnv(MjSpecEnv, EzPickle):
             raise RuntimeError("call reset() before step()")
         if self._done:
             raise RuntimeError("the episode has ended; call reset() before step()")
-        act = self._validate_action(action)
+        act = check_action(action, self.action_space, "[speed, yaw_rate, stop]")
         rc = self.robot_config
         speed, yaw_rate = float(act[0]) * rc.max_speed, float(act[1]) * rc.max_yaw_rate
         yaw = float(self.data.qpos[2])
@@ -362,17 +363,6 @@ class UrbanNavEnv(MjSpecEnv, EzPickle):
         return obs, float(reward), terminated, truncated, info
 
     # ------------------------------------------------------------------ helpers
-    def _validate_action(self, action: Any) -> np.ndarray:
-        raw = np.asarray(action)
-        if raw.dtype.kind not in "biuf":
-            raise ValueError(f"action must be numeric with shape (3,), got dtype {raw.dtype} ({type(action).__name__})")
-        act = raw.astype(np.float64)
-        if act.shape != (3,):
-            raise ValueError(f"action must have shape (3,) [speed, yaw_rate, stop], got {act.shape}")
-        if not np.isfinite(act).all():
-            raise ValueError(f"action must be finite, got {act.tolist()}")
-        return np.clip(act, -1.0, 1.0)
-
     @property
     def instruction(self) -> str:
         """The current phase's instruction."""

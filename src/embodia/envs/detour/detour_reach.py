@@ -1,0 +1,441 @@
+"""``embodia/DetourReach-v0``: a planar point mass reaches a goal behind a disk obstacle, around it left or right.
+
+The smallest task with bimodal demonstrations (see ``shared/design/EBT.md``): the straight way from the start to
+the goal is blocked, the two ways around are equally long up to the start and goal offsets, so a policy that
+averages the two modes drives into the obstacle.
+
+Scene (``build_detour_spec``): a square arena (``DetourConfig.half_extent``, 0.5 m) inside low walls, a static
+cylinder of radius ``obstacle_radius`` (10 cm) at the origin, and the agent, a sphere of radius ``agent_radius``
+(2 cm) on x/y slide joints. The start is at ``x = -start_distance`` (-0.35 m) with ``y ~ U(±start_offset)``, the
+goal at ``x = +start_distance`` with ``y ~ U(±goal_offset)`` (a translucent disk on a mocap body, so its position is
+part of the recorded MuJoCo state). Both offsets are smaller than ``obstacle_radius + agent_radius``: the straight
+line always hits the obstacle.
+
+Action ``Box(-1, 1, (2,))``: the agent's velocity, times ``max_speed`` (0.25 m/s). The mass is driven by velocity
+actuators (as the pushing envs' pusher; 1 kg, ``kv`` = 1000 N s/m, no force limit), so a command is a velocity,
+not a force: it is reached within ~2 ms and the mass stops when the command is zero. Each axis is scaled
+separately, so a diagonal action moves up to sqrt(2) times faster. Out-of-range values are clipped; NaN, inf,
+a wrong shape or a non-numeric dtype raise ``ValueError``. Control runs at 10 Hz (50 physics steps of 2 ms).
+Friction is hard (elliptic cones, ``impratio`` 100): driving into the obstacle stops the agent, it does not
+slide around the round obstacle (with MuJoCo's default soft friction it would, and a policy that averages the
+two modes would reach the goal by sliding).
+
+Observation ``Dict``: ``state`` ``(6,)`` float32 = agent ``x, y``, goal ``x, y``, obstacle centre ``x, y``
+(absolute, metres, arena frame; the obstacle's entries are constant but kept so a policy input names every
+object); with ``rgb=True`` also ``rgb``, a ``(rgb_size, rgb_size, 3)`` uint8 top-camera image (64 x 64).
+
+Paired starts (``paired_starts=True``, the registered default): ``reset(seed=s)`` draws the start and goal from
+``numpy.random.default_rng((s // 2, PAIR_SALT))``, so seeds ``2k`` and ``2k + 1`` share one start and goal; the
+expert goes left for one and right for the other (``DetourExpert.reset``), so a collection over consecutive seeds
+holds both modes from every start. It is still an ordinary Gymnasium env: equal seeds give equal episodes,
+``reset()`` without a seed draws from ``self.np_random``, and ``paired_starts=False`` always draws from it.
+
+Reward = ``reward_progress`` (decrease of the agent-goal distance) + ``reward_success`` (+1 on success) +
+``reward_collision`` (``-collision_penalty`` for each new contact with the obstacle); the terms are in ``info``.
+Success: agent within ``goal_radius`` (5 cm) of the goal -> terminated. The agent moves in a straight line within
+a step (constant velocity command, free space), so contact is detected on the swept segment of the step: the agent
+touches the obstacle when that segment comes within ``obstacle_radius + agent_radius + CONTACT_TOLERANCE`` of its
+centre (this also catches a graze between two control steps); a collision is a step that touches after one that
+did not.
+
+At episode end ``info["metrics"]`` holds success, collisions (count), final distance, path length, minimum
+clearance (closest distance between the agent's and the obstacle's surfaces), steps, and ``side``: +1 if the
+agent passed the obstacle on the left of the start -> goal axis, -1 on the right, 0 undecided. It is the sign of
+``cross(axis, p* - centre)`` at ``p*``, the point of the trajectory closest to the obstacle centre, and 0 when
+that point lies less than ``obstacle_radius / 2`` off the axis through the centre (the agent never got beside the
+obstacle, e.g. it drove into it head-on).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import mujoco
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import EzPickle
+
+from embodia.envs.actions import check_action
+from embodia.envs.mujoco_base import MjSpecEnv, SimulationUnstableError
+
+AGENT_BODY = "agent"
+AGENT_GEOM = "agent_geom"
+OBSTACLE_GEOM = "obstacle"
+GOAL_BODY = "goal"
+TOP_CAMERA = "top"
+OBSTACLE_HALF_HEIGHT = 0.05
+"""Half height of the obstacle cylinder and the walls, m."""
+PAIR_SALT = 0x0DE7
+"""Second entropy word of the paired-start generator (keeps it apart from other ``default_rng(seed // 2)`` uses)."""
+AGENT_MASS = 1.0
+"""Mass of the agent, kg."""
+VELOCITY_GAIN = 1000.0
+"""Velocity actuator gain ``kv``, N/(m/s) (time constant ``AGENT_MASS / kv`` = 1 ms)."""
+CONTACT_TOLERANCE = 1e-3
+"""Distance, m, within which the swept agent counts as touching the obstacle (covers the sub-millimetre lag of
+the velocity actuators, which bends the path within a step)."""
+
+
+@dataclass
+class DetourConfig:
+    """Geometry, speed and reward parameters of the detour arena."""
+
+    half_extent: float = 0.5
+    """Half side of the square arena inside the walls, m."""
+    obstacle_radius: float = 0.1
+    """Radius of the disk obstacle at the arena's centre, m."""
+    agent_radius: float = 0.02
+    """Radius of the agent (a sphere), m."""
+    max_speed: float = 0.25
+    """Agent speed per axis at action 1.0, m/s."""
+    start_distance: float = 0.35
+    """Distance of the start (at -x) and of the goal (at +x) from the obstacle centre along the x axis, m."""
+    start_offset: float = 0.04
+    """Half range of the start's uniform y offset, m."""
+    goal_offset: float = 0.04
+    """Half range of the goal's uniform y offset, m."""
+    goal_radius: float = 0.05
+    """Success radius around the goal, m."""
+    collision_penalty: float = 0.5
+    """Reward subtracted for each new contact with the obstacle."""
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"DetourConfig.{name} must be a finite number, got {value!r}")
+        for name in ("half_extent", "obstacle_radius", "agent_radius", "max_speed", "start_distance", "goal_radius"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"DetourConfig.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("start_offset", "goal_offset", "collision_penalty"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"DetourConfig.{name} must be >= 0, got {getattr(self, name)}")
+        reach = self.obstacle_radius + self.agent_radius
+        if max(self.start_offset, self.goal_offset) >= reach:
+            raise ValueError(
+                f"start_offset and goal_offset must be < obstacle_radius + agent_radius = {reach:g} m "
+                f"(the obstacle must block the straight way), got {self.start_offset:g} and {self.goal_offset:g}"
+            )
+        if self.start_distance - self.goal_radius <= reach + self.agent_radius:
+            raise ValueError(
+                f"start_distance - goal_radius must exceed obstacle_radius + 2 agent_radius = "
+                f"{reach + self.agent_radius:g} m (start and goal clear of the obstacle), got "
+                f"{self.start_distance - self.goal_radius:g}"
+            )
+        if self.start_distance + self.agent_radius >= self.half_extent:
+            raise ValueError(f"start_distance + agent_radius must be < half_extent = {self.half_extent:g} m")
+        if self.half_extent - self.obstacle_radius < 2 * self.agent_radius + 0.05:
+            raise ValueError(
+                "the gap between the obstacle and a wall (half_extent - obstacle_radius) must be >= "
+                f"2 agent_radius + 5 cm = {2 * self.agent_radius + 0.05:g} m, got "
+                f"{self.half_extent - self.obstacle_radius:g}"
+            )
+
+
+def _detour_config(value: DetourConfig | dict | None) -> DetourConfig:
+    if value is None:
+        return DetourConfig()
+    if isinstance(value, DetourConfig):
+        return value
+    if isinstance(value, dict):
+        try:
+            return DetourConfig(**value)
+        except TypeError as err:
+            raise ValueError(f"bad detour config: {err}") from None
+    raise ValueError(f"config must be a DetourConfig, a dict or None, got {type(value).__name__}")
+
+
+def build_detour_spec(config: DetourConfig, *, max_render_size: int = 640) -> mujoco.MjSpec:
+    """Builds the detour arena (agent at the origin's height, goal on a mocap body; poses live in qpos/mocap).
+
+    Args:
+        config: geometry and speed.
+        max_render_size: offscreen framebuffer side, pixels.
+    """
+    spec = mujoco.MjSpec()
+    spec.modelname = "detour_reach"
+    spec.option.timestep = 0.002
+    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    # Hard friction (elliptic cones, impratio 100): soft MuJoCo friction would let the agent creep around the
+    # round obstacle when it pushes into it off-centre, and an averaging policy would succeed by sliding.
+    spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
+    spec.option.impratio = 100.0
+    spec.visual.quality.shadowsize = 0
+    spec.visual.quality.offsamples = 0
+    spec.visual.global_.offwidth = max_render_size
+    spec.visual.global_.offheight = max_render_size
+    spec.visual.headlight.ambient = [0.5, 0.5, 0.5]
+    spec.stat.extent = 2 * config.half_extent
+    spec.stat.center = [0.0, 0.0, 0.0]
+    world = spec.worldbody
+    h, wall = config.half_extent, 0.01
+    world.add_light(pos=[0, 0, 2.0], dir=[0, 0, -1], castshadow=False, diffuse=[0.5] * 3)
+    world.add_geom(
+        name="floor",
+        type=mujoco.mjtGeom.mjGEOM_PLANE,
+        size=[h + 0.05, h + 0.05, 0.01],
+        rgba=[0.82, 0.82, 0.78, 1.0],
+        contype=0,
+        conaffinity=0,
+    )
+    for cx, cy, hx, hy in ((0, -h - wall, h + 2 * wall, wall), (0, h + wall, h + 2 * wall, wall),
+                           (-h - wall, 0, wall, h), (h + wall, 0, wall, h)):  # fmt: skip
+        world.add_geom(
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            size=[hx, hy, OBSTACLE_HALF_HEIGHT],
+            pos=[cx, cy, OBSTACLE_HALF_HEIGHT],
+            rgba=[0.35, 0.35, 0.4, 1.0],
+        )
+    world.add_geom(
+        name=OBSTACLE_GEOM,
+        type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+        size=[config.obstacle_radius, OBSTACLE_HALF_HEIGHT, 0.0],
+        pos=[0.0, 0.0, OBSTACLE_HALF_HEIGHT],
+        rgba=[0.8, 0.25, 0.2, 1.0],
+    )
+    fovy = 45.0
+    cam_height = (h + 0.03) / np.tan(np.radians(fovy / 2))
+    world.add_camera(name=TOP_CAMERA, pos=[0, 0, float(cam_height)], fovy=fovy)
+
+    goal = world.add_body(name=GOAL_BODY, mocap=True, pos=[config.start_distance, 0.0, 0.001])
+    goal.add_geom(
+        type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+        size=[config.goal_radius, 0.001, 0.0],
+        rgba=[0.2, 0.8, 0.3, 0.5],
+        contype=0,
+        conaffinity=0,
+        group=1,
+    )
+
+    agent = world.add_body(name=AGENT_BODY, pos=[0.0, 0.0, config.agent_radius])
+    for name, axis in (("agent_x", [1, 0, 0]), ("agent_y", [0, 1, 0])):
+        agent.add_joint(name=name, type=mujoco.mjtJoint.mjJNT_SLIDE, axis=axis)
+    agent.add_geom(
+        name=AGENT_GEOM,
+        type=mujoco.mjtGeom.mjGEOM_SPHERE,
+        size=[config.agent_radius, 0.0, 0.0],
+        mass=AGENT_MASS,
+        solref=[0.005, 1.0],  # stiffer than the default 0.02 s: ~3 mm penetration when pushing into the obstacle
+        rgba=[0.15, 0.3, 0.85, 1.0],
+    )
+    for joint in ("agent_x", "agent_y"):
+        actuator = spec.add_actuator(name=f"vel_{joint}", target=joint, trntype=mujoco.mjtTrn.mjTRN_JOINT)
+        # Unlimited force keeps the servo implicit (a clamped force is integrated explicitly and lags): the
+        # commanded velocity is reached in ~2 ms, so the path within a control step is straight to < 1 mm.
+        actuator.set_to_velocity(kv=VELOCITY_GAIN)
+        actuator.ctrlrange = [-config.max_speed, config.max_speed]
+        actuator.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
+    return spec
+
+
+def _closest_on_segment(a: np.ndarray, b: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """Point of the segment ``a -> b`` closest to ``point`` (all ``(2,)``)."""
+    ab = b - a
+    denom = float(ab @ ab)
+    t = 0.0 if denom == 0.0 else float(np.clip((point - a) @ ab / denom, 0.0, 1.0))
+    return a + t * ab
+
+
+class DetourReachEnv(MjSpecEnv, EzPickle):
+    """Reach a goal behind a disk obstacle (see the module docstring).
+
+    Args:
+        config: ``DetourConfig`` or dict of its fields.
+        rgb: add a top-camera ``rgb`` image to the observation.
+        rgb_size: side of that image, pixels.
+        paired_starts: seeds ``2k`` and ``2k + 1`` share the start and goal (see the module docstring).
+        max_steps: truncation limit (metrics are in ``info`` when it hits).
+        render_mode: ``"rgb_array"``, ``"depth_array"`` or None.
+        width: ``render()`` width.
+        height: ``render()`` height.
+    """
+
+    metadata = {"render_modes": ["rgb_array", "depth_array"], "render_fps": 10}
+    REWARD_TERMS = ("reward_progress", "reward_success", "reward_collision")
+    RECORD_INFOS = ("distance", "in_contact", "collisions")
+    """Per-step ``info`` scalars that episode files keep (besides the reward terms)."""
+    FRAME_SKIP = 50
+
+    def __init__(
+        self,
+        config: DetourConfig | dict | None = None,
+        rgb: bool = False,
+        rgb_size: int = 64,
+        paired_starts: bool = True,
+        max_steps: int = 100,
+        render_mode: str | None = None,
+        width: int = 240,
+        height: int = 240,
+    ) -> None:
+        EzPickle.__init__(self, config, rgb, rgb_size, paired_starts, max_steps, render_mode, width, height)
+        super().__init__(
+            frame_skip=self.FRAME_SKIP, render_mode=render_mode, width=width, height=height, camera=TOP_CAMERA
+        )
+        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+            raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
+        if isinstance(rgb_size, bool) or not isinstance(rgb_size, int) or not 8 <= rgb_size <= 640:
+            raise ValueError(f"rgb_size must be an integer in [8, 640], got {rgb_size!r}")
+        if max(width, height) > 640:
+            raise ValueError(f"render size is limited to 640x640, got {width}x{height}")
+        if not isinstance(paired_starts, bool):
+            raise ValueError(f"paired_starts must be a bool, got {paired_starts!r}")
+        self.config = _detour_config(config)
+        self.rgb = bool(rgb)
+        self.rgb_size = int(rgb_size)
+        self.paired_starts = paired_starts
+        self.max_steps = int(max_steps)
+
+        bound = self.config.half_extent + 0.05
+        obs = {"state": spaces.Box(-bound, bound, shape=(6,), dtype=np.float32)}
+        if self.rgb:
+            obs["rgb"] = spaces.Box(0, 255, shape=(self.rgb_size, self.rgb_size, 3), dtype=np.uint8)
+        self.observation_space = spaces.Dict(obs)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+
+        self._load_scene_xml(build_detour_spec(self.config).to_xml())
+        m = self.model
+        self._agent_qpos = m.jnt_qposadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, "agent_x")]
+        self._goal_mocap = m.body_mocapid[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, GOAL_BODY)]
+        self._obstacle = m.geom_pos[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, OBSTACLE_GEOM), :2].copy()
+        self._reach = self.config.obstacle_radius + self.config.agent_radius
+        self._done = True  # until reset()
+
+    # ------------------------------------------------------------------ state access
+    def agent_position(self) -> np.ndarray:
+        """``(2,)`` agent ``x, y``."""
+        return self.data.qpos[self._agent_qpos : self._agent_qpos + 2].copy()
+
+    def goal_position(self) -> np.ndarray:
+        """``(2,)`` goal ``x, y`` (read from the mocap body, i.e. from the MuJoCo state)."""
+        return self.data.mocap_pos[self._goal_mocap, :2].copy()
+
+    def obstacle_position(self) -> np.ndarray:
+        """``(2,)`` obstacle centre ``x, y``."""
+        return self._obstacle.copy()
+
+    def distance(self) -> float:
+        """Agent-goal distance, m."""
+        return float(np.linalg.norm(self.agent_position() - self.goal_position()))
+
+    # ------------------------------------------------------------------ gym API
+    def _sample_start_goal(self, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.config
+        if self.paired_starts and seed is not None:
+            rng = np.random.default_rng((int(seed) // 2, PAIR_SALT))
+        else:
+            rng = self.np_random
+        start = np.array([-cfg.start_distance, rng.uniform(-cfg.start_offset, cfg.start_offset)])
+        goal = np.array([cfg.start_distance, rng.uniform(-cfg.goal_offset, cfg.goal_offset)])
+        return start, goal
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        """Places the agent at the start and the goal; both come from ``seed // 2`` with paired starts."""
+        super().reset(seed=seed)
+        mujoco.mj_resetData(self.model, self.data)
+        start, goal = self._sample_start_goal(seed)
+        self.data.qpos[self._agent_qpos : self._agent_qpos + 2] = start
+        self.data.mocap_pos[self._goal_mocap] = [goal[0], goal[1], 0.001]
+        mujoco.mj_forward(self.model, self.data)
+        self.steps = 0
+        self._done = False
+        self._start, self._goal = start, goal
+        self._distance = self.distance()
+        self._touching = False
+        self._collisions = 0
+        self._path = 0.0
+        self._closest = start.copy()
+        self._last_obs = self._get_obs()
+        return self._last_obs, self._step_info()
+
+    def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
+        """Advances 0.1 s with the agent velocity ``action`` (see the module docstring)."""
+        if self._done:
+            raise RuntimeError("the episode has ended; call reset() before step()")
+        act = check_action(action, self.action_space, "[vx, vy]")
+        before = self.agent_position()
+        info: dict[str, Any] = {"sim_unstable": False}
+        try:
+            self.do_simulation(act * self.config.max_speed)
+        except SimulationUnstableError as err:
+            self.steps += 1
+            info.update(dict.fromkeys(self.REWARD_TERMS, 0.0), sim_unstable=True, error=str(err))
+            info["metrics"] = self.episode_metrics(success=False)
+            self._done = True
+            return self._last_obs, 0.0, False, True, info
+        self.steps += 1
+        after = self.agent_position()
+        self._path += float(np.linalg.norm(after - before))
+        swept = _closest_on_segment(before, after, self._obstacle)
+        if np.linalg.norm(swept - self._obstacle) < np.linalg.norm(self._closest - self._obstacle):
+            self._closest = swept
+        touching = bool(np.linalg.norm(swept - self._obstacle) < self._reach + CONTACT_TOLERANCE)
+        new_collision = touching and not self._touching
+        self._touching = touching
+        self._collisions += int(new_collision)
+
+        distance = self.distance()
+        success = distance <= self.config.goal_radius
+        terms = {
+            "reward_progress": self._distance - distance,
+            "reward_success": 1.0 if success else 0.0,
+            "reward_collision": -self.config.collision_penalty if new_collision else 0.0,
+        }
+        self._distance = distance
+        reward = sum(terms[k] for k in self.REWARD_TERMS)
+        terminated = success
+        truncated = not terminated and self.steps >= self.max_steps
+        obs = self._get_obs()
+        self._last_obs = obs
+        info.update(terms)
+        info.update(self._step_info())
+        if terminated or truncated:
+            info["metrics"] = self.episode_metrics(success=success)
+            self._done = True
+        return obs, float(reward), terminated, truncated, info
+
+    # ------------------------------------------------------------------ helpers
+    def _step_info(self) -> dict[str, Any]:
+        return {"distance": self.distance(), "in_contact": self._touching, "collisions": float(self._collisions)}
+
+    def _get_obs(self) -> dict[str, np.ndarray]:
+        state = np.concatenate([self.agent_position(), self.goal_position(), self._obstacle]).astype(np.float32)
+        obs = {"state": state}
+        if self.rgb:
+            obs["rgb"] = self.render_camera(TOP_CAMERA, self.rgb_size, self.rgb_size)
+        return obs
+
+    def side(self) -> float:
+        """+1 / -1 if the trajectory so far passed the obstacle on the left / right of the start -> goal axis, else 0.
+
+        Decided at the trajectory's point closest to the obstacle centre (see the module docstring).
+        """
+        axis = self._goal - self._start
+        axis = axis / np.linalg.norm(axis)
+        rel = self._closest - self._obstacle
+        lateral = float(axis[0] * rel[1] - axis[1] * rel[0])
+        if abs(lateral) < self.config.obstacle_radius / 2:
+            return 0.0
+        return float(np.sign(lateral))
+
+    def episode_metrics(self, success: bool) -> dict[str, float]:
+        """Metrics of the episode so far: success, collisions, final distance, path, clearance, steps, side."""
+        return {
+            "success": float(success),
+            "collisions": float(self._collisions),
+            "final_distance": self.distance(),
+            "path_length": self._path,
+            "min_clearance": float(np.linalg.norm(self._closest - self._obstacle)) - self._reach,
+            "steps": float(self.steps),
+            "side": self.side(),
+        }
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments as JSON-serialisable values (stored in episode files)."""
+        return {
+            "config": asdict(self.config),
+            "rgb": self.rgb,
+            "rgb_size": self.rgb_size,
+            "paired_starts": self.paired_starts,
+            "max_steps": self.max_steps,
+        }

@@ -1,0 +1,255 @@
+"""DetourReach: physics, collisions, success, the side metric, paired starts, bad input, and the bimodal expert."""
+
+import json
+
+import mujoco
+import numpy as np
+import pytest
+
+from embodia.envs.detour.detour_reach import DetourReachEnv
+from embodia.envs.detour.expert import DetourExpert
+from embodia.envs.experts import make_expert
+from embodia.runtime.rollout import EpisodeSpec, RolloutWorker
+
+ENV_ID = "embodia/DetourReach-v0"
+
+
+def place_agent(env, xy) -> None:
+    u = env.unwrapped
+    u.data.qpos[u._agent_qpos : u._agent_qpos + 2] = xy
+    u.data.qvel[:] = 0.0
+    mujoco.mj_forward(u.model, u.data)
+
+
+def run_expert(env, seed, mode=None):
+    expert = DetourExpert(env, mode=mode)
+    obs, _ = env.reset(seed=seed)
+    expert.reset(seed)
+    agents = [env.unwrapped.agent_position()]
+    while True:
+        obs, _reward, terminated, truncated, info = env.step(expert.act(obs))
+        agents.append(env.unwrapped.agent_position())
+        if terminated or truncated:
+            return info, expert, np.array(agents)
+
+
+def test_velocity_command_moves_at_the_commanded_speed(make_env):
+    env = make_env(ENV_ID)
+    env.reset(seed=0)
+    u = env.unwrapped
+    speed = u.config.max_speed
+    p = u.agent_position()
+    for action, expected in (([1.0, 0.0], [speed, 0.0]), ([1.0, 0.0], [speed, 0.0]), ([0.0, -0.5], [0.0, -speed / 2]),
+                             ([0.4, 0.4], [0.4 * speed, 0.4 * speed])):  # fmt: skip
+        obs, *_ = env.step(np.array(action))
+        q = u.agent_position()
+        # The servo reaches a new velocity within ~2 ms of the 100 ms step: <= 1 mm lag per step.
+        np.testing.assert_allclose((q - p) / u.dt, expected, atol=0.01)
+        np.testing.assert_allclose(obs["state"][:2], q, atol=1e-6)
+        p = q
+    env.step(np.zeros(2))
+    p = u.agent_position()
+    env.step(np.zeros(2))
+    np.testing.assert_allclose(u.agent_position(), p, atol=1e-6)  # zero command: the mass stands still
+
+
+@pytest.mark.parametrize("y", [0.0, 0.04])
+def test_obstacle_blocks_and_a_contact_is_one_collision(make_env, y):
+    env = make_env(ENV_ID, max_steps=100)
+    env.reset(seed=0)
+    u = env.unwrapped
+    reach = u.config.obstacle_radius + u.config.agent_radius
+    place_agent(env, [-0.3, y])
+    penalties = []
+    for _ in range(30):
+        _, _, terminated, truncated, info = env.step(np.array([1.0, 0.0]))
+        penalties.append(info["reward_collision"])
+        x, y_now = u.agent_position()
+        assert np.hypot(x, y_now) > reach - 0.005  # at most a few mm of soft-contact penetration
+        assert not (terminated or truncated)
+    assert u.agent_position()[0] < 0.0 and abs(u.agent_position()[1] - y) < 0.01  # neither through nor around
+    assert info["in_contact"] and info["collisions"] == 1.0
+    assert penalties.count(-u.config.collision_penalty) == 1 and penalties.count(0.0) == 29
+    for _ in range(2):
+        _, _, _, _, info = env.step(np.array([-1.0, 0.0]))
+    assert not info["in_contact"] and info["collisions"] == 1.0
+    for _ in range(4):
+        _, _, _, _, info = env.step(np.array([1.0, 0.0]))
+    assert info["collisions"] == 2.0
+
+
+def test_driving_into_the_obstacle_leaves_the_side_undecided(make_env):
+    env = make_env(ENV_ID, max_steps=25)
+    env.reset(seed=6)
+    for _ in range(25):
+        _, _, terminated, truncated, info = env.step(np.array([1.0, 0.0]))
+    assert truncated and not terminated
+    metrics = info["metrics"]
+    assert metrics["side"] == 0.0 and metrics["success"] == 0.0 and metrics["collisions"] == 1.0
+    assert metrics["min_clearance"] < 0.0 and metrics["steps"] == 25.0
+
+
+def test_success_terminates_with_the_bonus(make_env):
+    env = make_env(ENV_ID)
+    env.reset(seed=3)
+    u = env.unwrapped
+    goal = u.goal_position()
+    place_agent(env, goal + [0.08, 0.0])
+    _, reward, terminated, _, info = env.step(np.array([-1.0, 0.0]))  # 2.5 cm: still 5.5 cm away
+    assert not terminated and info["reward_success"] == 0.0
+    _, reward, terminated, truncated, info = env.step(np.array([-1.0, 0.0]))  # 3 cm away
+    assert terminated and not truncated
+    assert info["reward_success"] == 1.0 and reward == pytest.approx(1.0 + 0.025, abs=2e-3)
+    assert info["metrics"]["success"] == 1.0 and info["metrics"]["final_distance"] <= u.config.goal_radius
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(2))
+
+
+def test_progress_rewards_add_up_to_the_distance_gained(make_env):
+    env = make_env(ENV_ID)
+    _, info = env.reset(seed=8)
+    first = info["distance"]
+    progress = 0.0
+    env.action_space.seed(0)
+    for _ in range(40):
+        _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        assert reward == info["reward_progress"] + info["reward_success"] + info["reward_collision"]
+        progress += info["reward_progress"]
+        if terminated or truncated:
+            break
+    assert progress == pytest.approx(first - info["distance"], abs=1e-9)
+
+
+@pytest.mark.parametrize(("mode", "side"), [("left", 1.0), ("right", -1.0)])
+def test_expert_modes_go_around_opposite_sides(make_env, mode, side):
+    env = make_env(ENV_ID)
+    info, expert, agents = run_expert(env, seed=4, mode=mode)
+    metrics = info["metrics"]
+    assert metrics["success"] == 1.0 and metrics["collisions"] == 0.0 and metrics["side"] == side
+    assert metrics["min_clearance"] > 0.01
+    assert expert.info() == {"expert": "detour", "mode": mode}
+    lateral = agents[:, 1]  # the start -> goal axis is within a few degrees of +x
+    assert (side * lateral).max() > 0.12 and (side * lateral).min() > -0.05
+    assert metrics["path_length"] == pytest.approx(np.linalg.norm(np.diff(agents, axis=0), axis=1).sum())
+
+
+def test_paired_starts(make_env):
+    env, other = make_env(ENV_ID), make_env(ENV_ID)
+    expert = make_expert(env)
+    starts = []
+    for k in range(5):
+        a, _ = env.reset(seed=2 * k)
+        b, _ = other.reset(seed=2 * k + 1)
+        np.testing.assert_array_equal(a["state"], b["state"])  # same start and goal
+        starts.append(a["state"])
+        sides = []
+        for seed in (2 * k, 2 * k + 1):
+            info, exp, _ = run_expert(env, seed)
+            sides.append(info["metrics"]["side"])
+            expert.reset(seed)
+            assert expert.mode == exp.mode
+        assert sorted(sides) == [-1.0, 1.0]
+    assert len({s.tobytes() for s in starts}) == 5  # different pairs, different starts
+    unpaired = make_env(ENV_ID, paired_starts=False)
+    assert not np.array_equal(unpaired.reset(seed=0)[0]["state"], unpaired.reset(seed=1)[0]["state"])
+    np.testing.assert_array_equal(unpaired.reset(seed=1)[0]["state"], unpaired.reset(seed=1)[0]["state"])
+    assert not np.array_equal(env.reset(seed=0)[0]["state"], env.reset()[0]["state"])  # unseeded: np_random
+
+
+def test_expert_modes_are_balanced_per_pair(make_env):
+    expert = DetourExpert(make_env(ENV_ID))
+    modes = []
+    for seed in range(100):
+        expert.reset(seed)
+        modes.append(expert.mode)
+    assert modes.count("left") == 50
+    assert all(modes[2 * k] != modes[2 * k + 1] for k in range(50))
+    assert {tuple(modes[2 * k : 2 * k + 2]) for k in range(50)} == {("left", "right"), ("right", "left")}
+
+
+def test_bad_actions(make_env):
+    env = make_env(ENV_ID)
+    env.reset(seed=0)
+    for bad, message in ((np.array([np.nan, 0.0]), "finite"), (np.array([0.0, np.inf]), "finite"),
+                         (np.zeros(3), "shape"), (np.zeros((1, 2)), "shape"), (["a", "b"], "numeric")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            env.unwrapped.step(bad)
+    a, b = make_env(ENV_ID), make_env(ENV_ID)
+    a.reset(seed=1)
+    b.reset(seed=1)
+    np.testing.assert_array_equal(a.step(np.array([5.0, -9.0]))[0]["state"], b.step(np.array([1.0, -1.0]))[0]["state"])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"config": {"obstacle_radius": -0.1}},
+        {"config": {"max_speed": float("nan")}},
+        {"config": {"start_offset": 0.2}},  # the straight way would not be blocked
+        {"config": {"half_extent": 0.2}},  # the start lies outside the arena
+        {"config": {"obstacle_radius": 0.4, "start_distance": 0.45, "half_extent": 0.5}},  # no gap to the walls
+        {"config": {"bogus": 1}},
+        {"config": "big"},
+        {"max_steps": 0},
+        {"max_steps": 2.5},
+        {"rgb_size": 4},
+        {"paired_starts": "yes"},
+    ],
+)
+def test_bad_config_values(kwargs):
+    with pytest.raises(ValueError):
+        DetourReachEnv(**kwargs)
+
+
+def test_unstable_simulation_truncates(make_env):
+    env = make_env(ENV_ID)
+    env.reset(seed=0)
+    env.unwrapped.data.qvel[0] = np.inf
+    _, reward, terminated, truncated, info = env.step(np.zeros(2))
+    assert truncated and not terminated and info["sim_unstable"] and reward == 0.0
+    assert "metrics" in info
+
+
+def test_rgb_observation(make_env):
+    env = make_env(ENV_ID, rgb=True)
+    obs, _ = env.reset(seed=0)
+    assert obs["rgb"].shape == (64, 64, 3) and obs["rgb"].std() > 5.0
+    assert env.observation_space.contains(obs)
+
+
+def test_env_kwargs_rebuild_the_same_env(make_env):
+    env = make_env(ENV_ID, config={"obstacle_radius": 0.12}, max_steps=50)
+    kwargs = json.loads(json.dumps(env.unwrapped.env_kwargs()))
+    clone = make_env(ENV_ID, **kwargs)
+    assert clone.unwrapped.scene_xml == env.unwrapped.scene_xml and clone.unwrapped.max_steps == 50
+    np.testing.assert_array_equal(env.reset(seed=9)[0]["state"], clone.reset(seed=9)[0]["state"])
+    assert isinstance(clone.unwrapped, DetourReachEnv)
+
+
+def test_expert_through_the_collector():
+    worker = RolloutWorker(ENV_ID)
+    results = worker.run([EpisodeSpec(i, 20 + i) for i in range(4)])
+    worker.close()
+    assert [r.metrics["success"] for r in results] == [1.0] * 4
+    assert sorted(r.extra["mode"] for r in results) == ["left", "left", "right", "right"]
+    assert all(r.metrics["side"] == (1.0 if r.extra["mode"] == "left" else -1.0) for r in results)
+
+
+@pytest.mark.slow
+def test_expert_on_100_seeds():
+    worker = RolloutWorker(ENV_ID)
+    results = worker.run([EpisodeSpec(i, i) for i in range(100)])
+    worker.close()
+    success = np.mean([r.metrics["success"] for r in results])
+    collisions = sum(r.metrics["collisions"] for r in results)
+    left = sum(r.extra["mode"] == "left" for r in results)
+    sides = [r.metrics["side"] for r in results]
+    clearance = min(r.metrics["min_clearance"] for r in results)
+    steps = np.mean([r.metrics["steps"] for r in results])
+    print(
+        f"{ENV_ID}: expert success over 100 seeds = {success:.3f}, left {left}/100, side +1/-1 = "
+        f"{sides.count(1.0)}/{sides.count(-1.0)}, collisions {collisions:.0f}, min clearance {clearance * 100:.2f} cm, "
+        f"mean steps {steps:.1f}"
+    )
+    assert success == 1.0 and collisions == 0 and left == 50
+    assert all(s == (1.0 if r.extra["mode"] == "left" else -1.0) for s, r in zip(sides, results, strict=True))
