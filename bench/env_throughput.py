@@ -39,6 +39,7 @@ CASES = [
     ("UrbanNav-v0 10x10", "embodia/UrbanNav-v0", {"city": {"blocks_x": 10, "blocks_y": 10}}),
     ("PushBlock-v0", "embodia/PushBlock-v0", {}),
     ("PushT-v0", "embodia/PushT-v0", {}),
+    ("DetourReach-v0", "embodia/DetourReach-v0", {}),
 ]
 
 

@@ -255,9 +255,8 @@ class Mem4NavMemory(nn.Module):
         cfg = self.config
         n = len(writes)
         with self._torch_mode():
-            read = torch.stack(
-                [self._read_tokens.get((ns, i), self.tokens.fresh_read_token(1)[0]) for ns, i, _ in writes]
-            )  # (n, d)
+            fresh = self.tokens.fresh_read_token(1)[0]  # (d,) for keys written the first time
+            read = torch.stack([self._read_tokens.get((ns, i), fresh) for ns, i, _ in writes])  # (n, d)
             embedding = torch.as_tensor(v, dtype=torch.float32).expand(n, -1)  # (n, d)
             written = self.tokens.write(read, embedding)  # (n, 2d)
             next_read = self.tokens.read_token(written)  # (n, d)
@@ -328,7 +327,7 @@ class Mem4NavMemory(nn.Module):
             if found.any():
                 tokens = torch.as_tensor(np.asarray(hits.tokens).reshape(len(ids), -1)[found])  # (h, 2d)
                 with self._torch_mode():
-                    heads = self.tokens.decode_heads(tokens)
+                    heads = self.tokens.decode_heads(tokens, heads=("embedding",))
                 h = int(found.sum())
                 out.tokens[:h] = tokens.numpy()
                 out.embeddings[:h] = heads["embedding"].detach().numpy()

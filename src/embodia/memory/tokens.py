@@ -449,7 +449,11 @@ class MemoryTokens(nn.Module):
         return x[..., : self.config.embed_dim], x[..., self.config.embed_dim :]  # (B, d), (B, d)
 
     def decode_heads(
-        self, written: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None
+        self,
+        written: Tensor,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+        heads: tuple[str, ...] = ("embedding", "position", "descriptor"),
     ) -> dict[str, Tensor]:
         """Learned decoders on ``R⁻¹(θ_w)`` (runs in any mode; approximate in train mode with dropout).
 
@@ -457,12 +461,18 @@ class MemoryTokens(nn.Module):
             written: θ_w ``(B, 2d)``.
             context: The neighbour tokens given to ``write`` (or None).
             context_mask: The mask given to ``write``.
+            heads: which decoders to run (the others are skipped).
 
         Returns:
-            ``{"embedding": π_v (B, d), "position": π_p (B, position_dim), "descriptor": π_d (B, descriptor)}``.
+            ``{"embedding": π_v (B, d), "position": π_p (B, position_dim), "descriptor": π_d (B, descriptor)}``,
+            restricted to ``heads``.
         """
         z = self.R.inverse(written, context, context_mask)  # (B, 2d)
-        return {"embedding": self.pi_v(z), "position": self.pi_p(z), "descriptor": self.pi_d(z)}
+        decoders = {"embedding": self.pi_v, "position": self.pi_p, "descriptor": self.pi_d}
+        unknown = set(heads) - set(decoders)
+        if unknown:
+            raise ValueError(f"unknown heads {sorted(unknown)}; choose from {sorted(decoders)}")
+        return {name: decoders[name](z) for name in heads}
 
     def cycle_loss(
         self, read_token: Tensor, embedding: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None
