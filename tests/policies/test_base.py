@@ -265,8 +265,10 @@ def test_load_rejects_bad_contents(tmp_path):
         Policy.load(_edit(good, tmp_path / "c.pt", config={"hidden_dims": (17,)}))
     with pytest.raises(CheckpointError, match="format_version 99"):
         Policy.load(_edit(good, tmp_path / "d.pt", format_version=99))
-    with pytest.raises(CheckpointError, match="'ebt' is not implemented yet"):
-        Policy.load(_edit(good, tmp_path / "e.pt", policy="ebt"))
+    with pytest.raises(CheckpointError, match="'diffusion' is not implemented yet"):
+        Policy.load(_edit(good, tmp_path / "e.pt", policy="diffusion"))
+    with pytest.raises(CheckpointError, match="invalid 'ebt' config"):  # another policy's checkpoint
+        Policy.load(_edit(good, tmp_path / "f.pt", policy="ebt"))
 
 
 def test_checkpoint_is_plain_and_atomic(tmp_path):

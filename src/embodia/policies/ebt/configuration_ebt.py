@@ -1,0 +1,144 @@
+"""Config of EBT-Policy (``"ebt"``) and its denoising-score-matching variant (``"ebt-dsm"``).
+
+See ``/work/shared/design/EBT.md``. Defaults follow the papers where they are CPU-affordable (α = 1000, T = 1,
+Nesterov μ = 0.9, step-scale U(1/1.5, 1.5), Langevin σ 0.2 → 0.002, ≤ 2 inference steps, ‖g‖ < 1e-3 early
+stop) and are scaled down where not (d = 64, 2 blocks, K ~ U{2..4} training steps instead of 6–10).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from embodia.policies.base import PolicyConfig
+
+__all__ = ["EBTConfig", "EBTDSMConfig"]
+
+
+def _check_int(name: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _check_float(name: str, value: object, *, low: float = 0.0, strict: bool = True) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    if not ok or (value <= low if strict else value < low):
+        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low}, got {value!r}")
+
+
+@dataclass(kw_only=True)
+class EBTConfig(PolicyConfig):
+    """Energy ``E(obs, a)`` = mean over (Tp, Da) of a :class:`TransformerBackbone`'s per-token outputs.
+
+    Actions are found by Nesterov gradient descent on ``E`` from ``a₀ ~ N(0, I)`` (normalised action space)
+    with per-sample step size ``α_i = alpha · exp(clamp(E, ±energy_clamp)) / alpha_temperature``.
+    """
+
+    # ----------------------------------------------------------------------------------------- backbone
+    d_model: int = 64
+    """Token width d of the backbone (paper: 256)."""
+    n_layers: int = 2
+    """Action blocks of the backbone (paper: 8)."""
+    n_heads: int = 4
+    """Attention heads."""
+    n_obs_layers: int = 1
+    """Self-attention blocks of the observation encoder."""
+    mlp_ratio: int = 4
+    """FFN hidden width as a multiple of d."""
+    dropout: float = 0.0
+    """Backbone dropout (train mode only)."""
+    causal_actions: bool = True
+    """Causal self-attention over action tokens (see ``embodia.policies.backbone``)."""
+
+    # ----------------------------------------------------------------------------------------- descent
+    alpha: float = 1000.0
+    """Base step size α of the descent (paper code: 1000; E is a mean over Tp·Da, so ∇ₐE is small)."""
+    alpha_temperature: float = 1.0
+    """T in ``α_i = α·exp(E)/T``."""
+    energy_clamp: float = 5.0
+    """E is clamped to [-energy_clamp, energy_clamp] before the exp in ``α_i``, so the step size stays within
+    ``α·e^{±energy_clamp}/T`` (an untrained or diverging energy cannot make it explode or vanish)."""
+    momentum: float = 0.9
+    """Nesterov momentum μ: ``ã = a + μv; g = ∇ₐE(ã); v ← μv − α_i g; a ← a + v`` (0 = plain descent)."""
+
+    # ----------------------------------------------------------------------------------------- training
+    train_steps_min: int = 2
+    """Smallest number K of unrolled descent steps in training (K ~ U{min..max} per batch)."""
+    train_steps_max: int = 4
+    """Largest K (paper: 6–10; second-order cost grows linearly in K)."""
+    step_scale_range: tuple[float, float] = (1 / 1.5, 1.5)
+    """Training only: every step's α_i is multiplied by a per-sample factor ~ U(low, high)."""
+    langevin_sigma_start: float = 0.2
+    """Training only: std of the Langevin noise added after every step at training step 0 ..."""
+    langevin_sigma_end: float = 0.002
+    """... annealed (cosine) to this std at ``noise_anneal_steps`` and kept there."""
+    noise_anneal_steps: int = 100_000
+    """Training steps (``compute_loss`` calls in train mode) over which the Langevin std is annealed."""
+    detach_between_steps: bool = False
+    """Detach the action between unrolled steps (truncated, first-order-in-time backprop; an ablation)."""
+    mask_padded_actions: bool = False
+    """Leave padded chunk entries (``action_mask`` False) out of the MSE (default False, as for ``"mlp"``)."""
+    dsm_weight: float = 0.0
+    """Weight of the denoising-score-matching term (0 for ``"ebt"``; ``"ebt-dsm"`` uses > 0)."""
+    dsm_sigma: float = 0.1
+    """Noise std σ of the DSM term in normalised action space."""
+
+    # ----------------------------------------------------------------------------------------- inference
+    inference_steps: int = 2
+    """Maximal descent steps at inference (EBT-Policy converges in 2; at most 2 allowed)."""
+    grad_tol: float = 1e-3
+    """Inference: a sample stops descending once ‖∇ₐE‖_F < grad_tol (dynamic compute; 0 = never)."""
+    energy_threshold: float | None = None
+    """Inference: a sample also stops once its energy is below this value (None = off)."""
+    best_of_n: int = 1
+    """Inference: descend from N noise draws per sample and keep the chunk with the lowest final energy."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("d_model", "n_layers", "n_heads", "mlp_ratio", "train_steps_min", "noise_anneal_steps"):
+            _check_int(name, getattr(self, name), 1)
+        _check_int("n_obs_layers", self.n_obs_layers, 0)
+        _check_int("best_of_n", self.best_of_n, 1)
+        _check_int("inference_steps", self.inference_steps, 1)
+        if self.inference_steps > 2:
+            raise ValueError(f"inference_steps must be 1 or 2 (EBT-Policy's budget), got {self.inference_steps}")
+        _check_int("train_steps_max", self.train_steps_max, self.train_steps_min)
+        if self.d_model % 2 or self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be even and divisible by n_heads ({self.n_heads})")
+        if not (isinstance(self.dropout, int | float) and not isinstance(self.dropout, bool)) or not (
+            0 <= self.dropout < 1
+        ):
+            raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
+        for name in ("alpha", "alpha_temperature", "energy_clamp", "dsm_sigma"):
+            _check_float(name, getattr(self, name))
+        for name in ("momentum", "langevin_sigma_start", "langevin_sigma_end", "grad_tol", "dsm_weight"):
+            _check_float(name, getattr(self, name), strict=False)
+        if self.momentum >= 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if isinstance(self.step_scale_range, str) or len(tuple(self.step_scale_range)) != 2:
+            raise ValueError(f"step_scale_range must be a pair (low, high), got {self.step_scale_range!r}")
+        self.step_scale_range = tuple(float(x) for x in self.step_scale_range)
+        low, high = self.step_scale_range
+        if not (0 < low <= high and math.isfinite(high)):
+            raise ValueError(f"step_scale_range must satisfy 0 < low <= high, got {self.step_scale_range!r}")
+        if self.energy_threshold is not None:
+            _check_float("energy_threshold", self.energy_threshold, low=-math.inf)
+        for name in ("causal_actions", "detach_between_steps", "mask_padded_actions"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+
+
+@dataclass(kw_only=True)
+class EBTDSMConfig(EBTConfig):
+    """``"ebt-dsm"``: EBT plus a denoising-score-matching term that shapes ∇ₐE into a (multimodal) score."""
+
+    dsm_weight: float = 1.0
+    """Weight of the DSM term (must be > 0 for this variant)."""
+    grad_tol: float = 1e-6
+    """Lower than ``"ebt"``'s 1e-3: DSM scales ∇ₐE to ``σε/α_i`` (‖∇ₐE‖_F ~ 1e-4 for the defaults), so 1e-3
+    would stop every sample before its first step."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.dsm_weight > 0:
+            raise ValueError(f"ebt-dsm needs dsm_weight > 0, got {self.dsm_weight!r}")

@@ -1,0 +1,218 @@
+"""Tests for EBT-Policy (``"ebt"``) and its DSM variant (``"ebt-dsm"``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from embodia.policies import Policy, make_policy
+from embodia.policies.ebt import EBTConfig, EBTDSMConfig, EBTDSMPolicy, EBTPolicy
+
+torch.set_num_threads(1)
+
+DIMS = {"obs_dim": 3, "action_dim": 2, "n_obs_steps": 2, "horizon": 8, "n_action_steps": 4}
+TINY = {"d_model": 32, "n_layers": 1, "n_heads": 2}
+
+
+def unimodal_data(n: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """obs ``(n, 2, 3)``, actions ``(n, 8, 2)``: a smooth deterministic function of the last observation."""
+    rng = np.random.default_rng(seed)
+    obs = rng.uniform(-1, 1, size=(n, 2, 3)).astype(np.float32)
+    w = rng.normal(size=(3, 2)).astype(np.float32) * 0.5
+    base = obs[:, -1] @ w  # (n, 2)
+    act = base[:, None, :] + 0.05 * np.arange(8, dtype=np.float32)[None, :, None]  # (n, 8, 2)
+    return obs, act.astype(np.float32)
+
+
+def build(name: str = "ebt", **overrides) -> EBTPolicy:
+    obs, act = unimodal_data()
+    torch.manual_seed(0)
+    policy = make_policy(name, **DIMS, **(TINY | overrides))
+    return policy.fit_normalizer(obs.reshape(-1, 3), act.reshape(-1, 2))
+
+
+@pytest.fixture(scope="module")
+def trained() -> EBTPolicy:
+    """A tiny EBT trained for 200 steps on the unimodal data."""
+    obs, act = unimodal_data()
+    policy = build()
+    opt = torch.optim.AdamW(policy.parameters(), lr=1e-3)
+    rng = np.random.default_rng(1)
+    policy.train()
+    for _ in range(200):
+        idx = rng.integers(0, len(obs), 32)
+        loss, _ = policy.compute_loss({"obs": obs[idx], "action": act[idx]})
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+        opt.step()
+    return policy.eval()
+
+
+def test_shapes_and_terms():
+    obs, act = unimodal_data(5)
+    policy = build()
+    with torch.no_grad():
+        actions = policy.predict_action({"obs": obs})
+    assert actions.shape == (5, 8, 2) and not actions.requires_grad
+    assert policy.last_nfe.shape == (5,) and policy.last_nfe.dtype == torch.long
+    assert policy.last_energy.shape == (5,)
+    policy.train()
+    loss, terms = policy.compute_loss({"obs": obs, "action": act})
+    assert loss.ndim == 0 and loss.requires_grad
+    for key in ("energy_first", "energy_last", "alpha", "grad_norm_a", "mse_first", "mse_last", "n_steps"):
+        assert key in terms and math.isfinite(terms[key]), key
+    assert 2 <= terms["n_steps"] <= 4
+    assert "dsm" not in terms
+    assert int(policy.train_step) == 1
+
+
+def test_training_gradients_reach_every_parameter():
+    obs, act = unimodal_data(8)
+    policy = build(n_layers=2)
+    policy.train()
+    loss, _ = policy.compute_loss({"obs": obs, "action": act})
+    loss.backward()
+    missing = [n for n, p in policy.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert not missing, missing
+
+
+def test_compute_loss_under_no_grad_is_deterministic_in_eval():
+    obs, act = unimodal_data(8)
+    policy = build().eval()
+    with torch.no_grad():
+        torch.manual_seed(0)
+        loss1, terms = policy.compute_loss({"obs": obs, "action": act})
+        torch.manual_seed(0)
+        loss2, _ = policy.compute_loss({"obs": obs, "action": act})
+    assert not loss1.requires_grad and float(loss1) == float(loss2)
+    assert terms["n_steps"] == 4 and terms["langevin_sigma"] == 0.0 and int(policy.train_step) == 0
+
+
+def test_descent_lowers_energy_and_error_after_training(trained: EBTPolicy):
+    obs, act = unimodal_data(128, seed=5)
+    norm = trained.normalize_batch({"obs": obs, "action": act}, with_action=True)
+    torch.manual_seed(0)
+    a0 = torch.randn_like(norm["action"])
+    out = trained.descend(norm["obs"], a0, steps=2)
+    assert float(out["energy"].mean()) < float(out["energy_first"].mean())
+    mse0 = float((a0 - norm["action"]).pow(2).mean())
+    mse = float((out["action"] - norm["action"]).pow(2).mean())
+    assert mse < 0.5 * mse0, (mse0, mse)
+    with torch.no_grad():
+        _, terms = trained.compute_loss({"obs": obs, "action": act})
+    assert terms["energy_last"] < terms["energy_first"]
+    assert terms["mse_last"] < terms["mse_first"]
+
+
+def test_inference_steps_and_early_stop():
+    obs, _ = unimodal_data(6)
+    policy = build(grad_tol=0.0).eval()
+    policy.predict_action({"obs": obs})
+    assert policy.last_nfe.tolist() == [2] * 6
+    policy.config.grad_tol = 1e9  # every sample stops at its first gradient
+    torch.manual_seed(0)
+    out = policy.predict_action({"obs": obs})
+    assert policy.last_nfe.tolist() == [1] * 6
+    torch.manual_seed(0)
+    a0 = torch.randn(6, 8, 2)
+    np.testing.assert_allclose(out.numpy(), policy.unnormalize_action(a0).numpy(), rtol=1e-6, atol=1e-6)
+    policy.config.grad_tol = 0.0
+    policy.config.energy_threshold = 1e9  # the energy variant of the early stop
+    policy.predict_action({"obs": obs})
+    assert policy.last_nfe.tolist() == [1] * 6
+    with pytest.raises(ValueError, match="inference_steps"):
+        EBTConfig(**DIMS, inference_steps=3)
+
+
+def test_batch_independence():
+    obs, _ = unimodal_data(5)
+    policy = build(grad_tol=0.0).eval()
+    norm = policy.normalize_batch({"obs": obs}, with_action=False)["obs"]
+    a0 = torch.randn(5, 8, 2)
+    full = policy.descend(norm, a0)
+    for i in range(5):
+        one = policy.descend(norm[i : i + 1], a0[i : i + 1])
+        torch.testing.assert_close(one["action"][0], full["action"][i], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(one["energy"][0], full["energy"][i], rtol=1e-5, atol=1e-6)
+    other = norm.clone()
+    other[1:] = torch.randn_like(other[1:])  # change every other sample: sample 0 is unaffected
+    swapped = policy.descend(other, a0)
+    torch.testing.assert_close(swapped["action"][0], full["action"][0], rtol=1e-5, atol=1e-5)
+
+
+def test_best_of_n_keeps_lowest_energy():
+    obs, _ = unimodal_data(3)
+    policy = build(best_of_n=4, grad_tol=0.0).eval()
+    gen = torch.Generator().manual_seed(7)
+    policy.generator = gen
+    actions = policy.predict_action({"obs": obs})
+    assert actions.shape == (3, 8, 2) and policy.last_nfe.tolist() == [8, 8, 8]
+    gen.manual_seed(7)
+    a0 = torch.randn(3, 4, 8, 2, generator=gen)
+    norm = policy.normalize_batch({"obs": obs}, with_action=False)["obs"]
+    out = policy.descend(norm.repeat_interleave(4, 0), a0.flatten(0, 1))
+    torch.testing.assert_close(policy.last_energy, out["energy"].view(3, 4).min(dim=1).values)
+
+
+def test_step_size_is_clamped():
+    policy = build(energy_clamp=2.0)
+    alpha = policy.step_size(torch.tensor([-1e6, 0.0, 1e6]))
+    torch.testing.assert_close(alpha, torch.tensor([1000 * math.exp(-2), 1000.0, 1000 * math.exp(2)]))
+
+
+def test_langevin_noise_is_annealed():
+    policy = build(noise_anneal_steps=100)
+    assert policy.langevin_sigma(0) == pytest.approx(0.2)
+    assert policy.langevin_sigma(50) == pytest.approx(0.101)
+    assert policy.langevin_sigma(100) == pytest.approx(0.002) == policy.langevin_sigma(1000)
+
+
+def test_save_load_same_actions_with_same_seed(tmp_path):
+    obs, act = unimodal_data(4)
+    policy = build()
+    policy.train()
+    opt = torch.optim.Adam(policy.parameters(), lr=1e-3)
+    loss, _ = policy.compute_loss({"obs": obs, "action": act})
+    loss.backward()
+    opt.step()
+    policy.eval()
+    loaded = Policy.load(policy.save(tmp_path / "ebt.pt"))
+    assert isinstance(loaded, EBTPolicy) and int(loaded.train_step) == 1
+    torch.manual_seed(3)
+    expected = policy.predict_action({"obs": obs})
+    torch.manual_seed(3)
+    torch.testing.assert_close(loaded.predict_action({"obs": obs}), expected, rtol=0, atol=0)
+    policy.generator = torch.Generator().manual_seed(5)
+    loaded.generator = torch.Generator().manual_seed(5)
+    torch.testing.assert_close(loaded.predict_action({"obs": obs}), policy.predict_action({"obs": obs}))
+
+
+def test_ebt_dsm_adds_the_dsm_term():
+    obs, act = unimodal_data(8)
+    policy = build("ebt-dsm", dsm_weight=0.5)
+    assert isinstance(policy, EBTDSMPolicy) and isinstance(policy.config, EBTDSMConfig)
+    policy.train()
+    loss, terms = policy.compute_loss({"obs": obs, "action": act})
+    assert terms["dsm"] > 0
+    assert terms["loss"] == pytest.approx(terms["mse"] + 0.5 * terms["dsm"], rel=1e-5)
+    loss.backward()
+    assert all(p.grad is not None for p in policy.parameters())
+    with torch.no_grad():
+        assert policy.predict_action({"obs": obs}).shape == (8, 8, 2)
+    with pytest.raises(ValueError, match="dsm_weight"):
+        EBTDSMConfig(**DIMS, dsm_weight=0.0)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="train_steps_max"):
+        EBTConfig(**DIMS, train_steps_min=3, train_steps_max=2)
+    with pytest.raises(ValueError, match="step_scale_range"):
+        EBTConfig(**DIMS, step_scale_range=(2.0, 1.0))
+    with pytest.raises(ValueError, match="momentum"):
+        EBTConfig(**DIMS, momentum=1.0)
+    config = EBTConfig(**DIMS, step_scale_range=[0.5, 2.0])
+    assert EBTConfig.from_dict(config.to_dict()) == config
