@@ -1,7 +1,7 @@
 """Policies: action-chunk predictors with a common contract (see ``embodia.policies.base``).
 
-Build one by name with :func:`make_policy` (``"mlp"`` now; ``"ebt"``, ``"ebt-dsm"``, ``"diffusion"`` planned);
-policy modules are imported lazily. :class:`TransformerBackbone` is the network EBT and Diffusion Policy share.
+Build one by name with :func:`make_policy`: ``"mlp"``, ``"ebt"``, ``"ebt-dsm"``, ``"diffusion"``; policy modules are
+imported lazily. :class:`TransformerBackbone` is the network EBT and Diffusion Policy share.
 """
 
 from embodia.policies.base import CHECKPOINT_VERSION, CheckpointError, Policy, PolicyConfig
