@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from embodia.policies.base import PolicyConfig
+from embodia.policies.transformer_config import TransformerPolicyConfig
 
 __all__ = ["DiffusionConfig"]
 
@@ -22,24 +22,9 @@ def _check_int(name: str, value: object, low: int) -> None:
 
 
 @dataclass(kw_only=True)
-class DiffusionConfig(PolicyConfig):
+class DiffusionConfig(TransformerPolicyConfig):
     """ε-prediction network ``ε_θ(obs, a_t, t)`` = :class:`TransformerBackbone` with a diffusion-step token."""
 
-    # ----------------------------------------------------------------------------------------- backbone
-    d_model: int = 64
-    """Token width d of the backbone."""
-    n_layers: int = 2
-    """Action blocks of the backbone."""
-    n_heads: int = 4
-    """Attention heads."""
-    n_obs_layers: int = 1
-    """Self-attention blocks of the observation encoder (the step token is encoded with the observations)."""
-    mlp_ratio: int = 4
-    """FFN hidden width as a multiple of d."""
-    dropout: float = 0.0
-    """Backbone dropout (train mode only)."""
-    causal_actions: bool = True
-    """Causal self-attention over action tokens (Diffusion Policy's transformer is causal too)."""
     step_embed_dim: int = 64
     """Width (even) of the sinusoidal embedding of the diffusion step, fed to the backbone as ``cond``."""
 

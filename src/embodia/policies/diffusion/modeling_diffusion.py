@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from embodia.policies.backbone import BackboneConfig, TransformerBackbone, sinusoidal_embedding
+from embodia.policies.backbone import TransformerBackbone, sinusoidal_embedding
 from embodia.policies.base import Policy
 from embodia.policies.diffusion.configuration_diffusion import DiffusionConfig
 from embodia.policies.diffusion.scheduler import DDPMScheduler
@@ -53,23 +53,7 @@ class DiffusionPolicy(Policy):
     def __init__(self, config: DiffusionConfig) -> None:
         super().__init__(config)
         c = config
-        self.backbone = TransformerBackbone(
-            BackboneConfig(
-                obs_dim=c.obs_dim,
-                action_dim=c.action_dim,
-                n_obs_steps=c.n_obs_steps,
-                horizon=c.horizon,
-                out_dim=c.action_dim,
-                cond_dim=c.step_embed_dim,
-                d_model=c.d_model,
-                n_layers=c.n_layers,
-                n_heads=c.n_heads,
-                n_obs_layers=c.n_obs_layers,
-                mlp_ratio=c.mlp_ratio,
-                dropout=float(c.dropout),
-                causal_actions=c.causal_actions,
-            )
-        )
+        self.backbone = TransformerBackbone(c.backbone_config(out_dim=c.action_dim, cond_dim=c.step_embed_dim))
         self.scheduler = DDPMScheduler(c.num_train_timesteps, clip_sample=c.clip_sample)
         self.generator: torch.Generator | None = None
         self.last_nfe: Tensor | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from embodia.policies.base import PolicyConfig
+from embodia.policies.transformer_config import TransformerPolicyConfig
 
 __all__ = ["EBTConfig", "EBTDSMConfig"]
 
@@ -27,28 +27,12 @@ def _check_float(name: str, value: object, *, low: float = 0.0, strict: bool = T
 
 
 @dataclass(kw_only=True)
-class EBTConfig(PolicyConfig):
+class EBTConfig(TransformerPolicyConfig):
     """Energy ``E(obs, a)`` = mean over (Tp, Da) of a :class:`TransformerBackbone`'s per-token outputs.
 
     Actions are found by Nesterov gradient descent on ``E`` from ``a₀ ~ N(0, I)`` (normalised action space)
     with per-sample step size ``α_i = alpha · exp(clamp(E, ±energy_clamp)) / alpha_temperature``.
     """
-
-    # ----------------------------------------------------------------------------------------- backbone
-    d_model: int = 64
-    """Token width d of the backbone (paper: 256)."""
-    n_layers: int = 2
-    """Action blocks of the backbone (paper: 8)."""
-    n_heads: int = 4
-    """Attention heads."""
-    n_obs_layers: int = 1
-    """Self-attention blocks of the observation encoder."""
-    mlp_ratio: int = 4
-    """FFN hidden width as a multiple of d."""
-    dropout: float = 0.0
-    """Backbone dropout (train mode only)."""
-    causal_actions: bool = True
-    """Causal self-attention over action tokens (see ``embodia.policies.backbone``)."""
 
     # ----------------------------------------------------------------------------------------- descent
     alpha: float = 1000.0

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from embodia.policies.backbone import BackboneConfig, TransformerBackbone
+from embodia.policies.backbone import TransformerBackbone
 from embodia.policies.base import Policy
 from embodia.policies.ebt.configuration_ebt import EBTConfig, EBTDSMConfig
 
@@ -77,22 +77,7 @@ class EBTPolicy(Policy):
     def __init__(self, config: EBTConfig) -> None:
         super().__init__(config)
         c = config
-        self.backbone = TransformerBackbone(
-            BackboneConfig(
-                obs_dim=c.obs_dim,
-                action_dim=c.action_dim,
-                n_obs_steps=c.n_obs_steps,
-                horizon=c.horizon,
-                out_dim=c.action_dim,
-                d_model=c.d_model,
-                n_layers=c.n_layers,
-                n_heads=c.n_heads,
-                n_obs_layers=c.n_obs_layers,
-                mlp_ratio=c.mlp_ratio,
-                dropout=float(c.dropout),
-                causal_actions=c.causal_actions,
-            )
-        )
+        self.backbone = TransformerBackbone(c.backbone_config(out_dim=c.action_dim))
         self.register_buffer("train_step", torch.zeros((), dtype=torch.long))
         self.generator: torch.Generator | None = None
         self.last_nfe: Tensor | None = None
