@@ -45,6 +45,8 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from embodia.memory.checks import is_int, is_real
+
 __all__ = ["NAMESPACES", "LTMConfig", "LTMHits", "LongTermMemory"]
 
 NAMESPACES: tuple[str, ...] = ("leaf", "node")
@@ -53,14 +55,6 @@ NAMESPACES: tuple[str, ...] = ("leaf", "node")
 _MIN_ROWS = 256  # smallest row capacity allocated for a namespace
 _OVERFETCH = 8  # extra candidates fetched per query when a namespace holds dead rows
 _COMPACT_CHUNK = 65_536  # rows moved at a time when a namespace is compacted
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_)
 
 
 @dataclass
@@ -112,11 +106,11 @@ class LTMConfig:
             ("top_m", 1),
         ):
             value = getattr(self, name)
-            if not _is_int(value) or value < low:
+            if not is_int(value) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        if not _is_real(self.evict_fraction) or not 0.0 < self.evict_fraction <= 1.0:
+        if not is_real(self.evict_fraction) or not 0.0 < self.evict_fraction <= 1.0:
             raise ValueError(f"evict_fraction must be a number in (0, 1], got {self.evict_fraction!r}")
-        if not _is_real(self.stale_fraction) or not 0.0 < self.stale_fraction < 1.0:
+        if not is_real(self.stale_fraction) or not 0.0 < self.stale_fraction < 1.0:
             raise ValueError(f"stale_fraction must be a number in (0, 1), got {self.stale_fraction!r}")
         if not isinstance(self.normalize, bool):
             raise ValueError(f"normalize must be a bool, got {self.normalize!r}")
@@ -418,7 +412,7 @@ class LongTermMemory:
         n = ids.shape[0]
         keys = self._check_matrix("keys", keys, n, self.config.key_dim)
         tokens = self._check_matrix("tokens", tokens, n, self.config.token_dim)
-        if not _is_int(step):
+        if not is_int(step):
             raise ValueError(f"step must be an integer, got {step!r}")
         self._writes += n
         if n == 0:
@@ -450,7 +444,7 @@ class LongTermMemory:
         """
         cfg = self.config
         m = cfg.top_m if m is None else m
-        if not _is_int(m) or m < 1:
+        if not is_int(m) or m < 1:
             raise ValueError(f"m must be an integer >= 1, got {m!r}")
         names = (namespaces,) if isinstance(namespaces, str) else tuple(namespaces)
         if not names:

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from embodia.memory.checks import is_int
+
 __all__ = ["MORTON_BITS", "OctreeConfig", "SparseOctree", "morton_decode", "morton_encode", "parent_key"]
 
 MORTON_BITS = 21
@@ -149,10 +151,6 @@ def parent_key(codes: np.ndarray, levels: int = 1) -> np.ndarray:
     return _as_keys(codes, "codes") >> _U64(3 * int(levels))
 
 
-def _is_int(x: Any) -> bool:
-    return isinstance(x, Integral) and not isinstance(x, bool)
-
-
 @dataclass
 class OctreeConfig:
     """Geometry and payload of a :class:`SparseOctree`."""
@@ -179,7 +177,7 @@ class OctreeConfig:
         if not (math.isfinite(self.leaf_size) and self.leaf_size > 0):
             raise ValueError(f"leaf_size must be a positive finite number, got {self.leaf_size!r}")
         self.leaf_size = float(self.leaf_size)
-        if not _is_int(self.depth) or not 0 <= self.depth <= MORTON_BITS:
+        if not is_int(self.depth) or not 0 <= self.depth <= MORTON_BITS:
             raise ValueError(f"depth must be an integer in [0, {MORTON_BITS}], got {self.depth!r}")
         self.depth = int(self.depth)
         if self.origin is not None:
@@ -190,10 +188,10 @@ class OctreeConfig:
             if len(origin) != 3 or not all(math.isfinite(v) for v in origin):
                 raise ValueError(f"origin must be None or 3 finite numbers, got {self.origin!r}")
             self.origin = origin  # type: ignore[assignment]
-        if not _is_int(self.num_classes) or self.num_classes < 1:
+        if not is_int(self.num_classes) or self.num_classes < 1:
             raise ValueError(f"num_classes must be an integer >= 1, got {self.num_classes!r}")
         self.num_classes = int(self.num_classes)
-        if not _is_int(self.embedding_dim) or self.embedding_dim < 0:
+        if not is_int(self.embedding_dim) or self.embedding_dim < 0:
             raise ValueError(f"embedding_dim must be an integer >= 0, got {self.embedding_dim!r}")
         self.embedding_dim = int(self.embedding_dim)
 
@@ -394,7 +392,7 @@ class SparseOctree:
                 raise ValueError(f"embedding must have shape ({cfg.embedding_dim},), got {emb.shape}")
             if not np.isfinite(emb).all():
                 raise ValueError("embedding must be finite (found NaN or inf)")
-        if not _is_int(step):
+        if not is_int(step):
             raise ValueError(f"step must be an integer, got {step!r}")
         if n == 0:
             empty = np.empty(0, dtype=_U64)
@@ -634,7 +632,7 @@ class SparseOctree:
         k = _as_keys(key, "key")
         if k.size != 1:
             raise ValueError(f"key must be a single key, got {k.size}")
-        if not _is_int(radius_cells) or radius_cells < 0:
+        if not is_int(radius_cells) or radius_cells < 0:
             raise ValueError(f"radius_cells must be an integer >= 0, got {radius_cells!r}")
         if (k >> _U64(3 * self.config.depth)).any():
             raise ValueError(f"key must be below 2**{3 * self.config.depth} (depth {self.config.depth})")
@@ -706,7 +704,7 @@ class SparseOctree:
         Raises:
             ValueError: If ``level`` is out of range.
         """
-        if not _is_int(level) or not 0 <= level <= self.config.depth:
+        if not is_int(level) or not 0 <= level <= self.config.depth:
             raise ValueError(f"level must be an integer in [0, {self.config.depth}], got {level!r}")
         self._merge_index()
         parents = self._keys_sorted >> _U64(3 * int(level))  # still sorted: shifting is monotone

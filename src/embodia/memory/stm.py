@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from embodia.memory.checks import check_int, check_step, check_vector, is_int, is_real
+
 __all__ = ["STMConfig", "STMHits", "ShortTermMemory"]
 
 
@@ -44,15 +46,15 @@ class STMConfig:
         Raises:
             ValueError: If a field is out of range.
         """
-        if not _is_int(self.capacity) or self.capacity < 1:
+        if not is_int(self.capacity) or self.capacity < 1:
             raise ValueError(f"capacity must be an integer >= 1, got {self.capacity!r}")
-        if not _is_int(self.embedding_dim) or self.embedding_dim < 1:
+        if not is_int(self.embedding_dim) or self.embedding_dim < 1:
             raise ValueError(f"embedding_dim must be an integer >= 1, got {self.embedding_dim!r}")
-        if not _is_real(self.lam) or not 0.0 <= self.lam <= 1.0:
+        if not is_real(self.lam) or not 0.0 <= self.lam <= 1.0:
             raise ValueError(f"lam must be a number in [0, 1], got {self.lam!r}")
-        if not _is_real(self.radius) or not math.isfinite(self.radius) or self.radius <= 0.0:
+        if not is_real(self.radius) or not math.isfinite(self.radius) or self.radius <= 0.0:
             raise ValueError(f"radius must be a finite number > 0, got {self.radius!r}")
-        if not _is_int(self.top_k) or self.top_k < 1:
+        if not is_int(self.top_k) or self.top_k < 1:
             raise ValueError(f"top_k must be an integer >= 1, got {self.top_k!r}")
 
 
@@ -118,7 +120,7 @@ class ShortTermMemory:
         return self._size
 
     def __contains__(self, key: object) -> bool:
-        return _is_int(key) and int(key) in self._slot_of
+        return is_int(key) and int(key) in self._slot_of
 
     def write(
         self,
@@ -151,17 +153,17 @@ class ShortTermMemory:
             ValueError: On a non-integer key/class id/step, a negative step, a position, anchor or embedding of the
                 wrong shape or with NaN/inf values, or an embedding that is all zero or overflows float32.
         """
-        key = _check_int(key, "key")
-        class_id = _check_int(class_id, "class_id")
-        step = _check_step(step)
-        pos = _check_vector(position, 3, "position")
-        anc = _check_vector(anchor, 3, "anchor")
+        key = check_int(key, "key")
+        class_id = check_int(class_id, "class_id")
+        step = check_step(step)
+        pos = check_vector(position, 3, "position")
+        anc = check_vector(anchor, 3, "anchor")
         with np.errstate(over="ignore"):
             rel = pos - anc
         if not np.isfinite(rel).all():
             raise ValueError("position - anchor overflows float64")
         with np.errstate(over="ignore"):
-            emb = _check_vector(embedding, self.config.embedding_dim, "embedding").astype(np.float32)
+            emb = check_vector(embedding, self.config.embedding_dim, "embedding").astype(np.float32)
         if not np.isfinite(emb).all():
             raise ValueError("embedding overflows float32")
         norm = float(np.linalg.norm(emb.astype(np.float64)))
@@ -209,7 +211,7 @@ class ShortTermMemory:
         Returns:
             `λ·freq - (1 - λ)·(step - τ)` per slot, shape `(n,)`, float64 (slot order).
         """
-        step = _check_step(step)
+        step = check_step(step)
         lam = self.config.lam
         n = self._size
         return lam * self._freq[:n] - (1.0 - lam) * (step - self._last[:n]).astype(np.float64)
@@ -250,14 +252,14 @@ class ShortTermMemory:
             ValueError: On a query of the wrong shape, NaN/inf values, an all-zero query embedding, a bad step, a
                 radius that is not finite and > 0, or a `k` that is not an integer >= 1.
         """
-        q_pos = _check_vector(query_rel, 3, "query_rel")
-        q_emb = _check_vector(query_embedding, self.config.embedding_dim, "query_embedding")
-        step = _check_step(step)
+        q_pos = check_vector(query_rel, 3, "query_rel")
+        q_emb = check_vector(query_embedding, self.config.embedding_dim, "query_embedding")
+        step = check_step(step)
         radius = self.config.radius if radius is None else radius
-        if not _is_real(radius) or not math.isfinite(radius) or radius <= 0.0:
+        if not is_real(radius) or not math.isfinite(radius) or radius <= 0.0:
             raise ValueError(f"radius must be a finite number > 0, got {radius!r}")
         k = self.config.top_k if k is None else k
-        if not _is_int(k) or k < 1:
+        if not is_int(k) or k < 1:
             raise ValueError(f"k must be an integer >= 1, got {k!r}")
         q_scale = float(np.abs(q_emb).max())
         if q_scale == 0.0:
@@ -265,7 +267,7 @@ class ShortTermMemory:
         q_emb = q_emb / q_scale  # cosine is scale-free; pre-scaling keeps the norm finite for huge finite values
         q_norm = float(np.linalg.norm(q_emb))
 
-        q_anchor = None if query_anchor is None else _check_vector(query_anchor, 3, "query_anchor")
+        q_anchor = None if query_anchor is None else check_vector(query_anchor, 3, "query_anchor")
         self._queries += 1
         n = self._size
         rel = self._rel_pos[:n] if q_anchor is None else self._rel_pos[:n] + self._anchor[:n] - q_anchor  # (n, 3)
@@ -313,7 +315,7 @@ class ShortTermMemory:
         Returns:
             The slot, or None.
         """
-        return self._slot_of.get(_check_int(key, "key"))
+        return self._slot_of.get(check_int(key, "key"))
 
     def snapshot(self) -> dict[str, np.ndarray]:
         """Copy of the stored entries, in slot order (`n = len(self)`).
@@ -362,44 +364,3 @@ class ShortTermMemory:
             "queries": self._queries,
             "bytes": int(sum(a.nbytes for a in arrays)),
         }
-
-
-def _is_int(value: object) -> bool:
-    """Whether `value` is an integer (bools excluded)."""
-    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
-
-
-def _is_real(value: object) -> bool:
-    """Whether `value` is a real number (bools excluded)."""
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_)
-
-
-def _check_int(value: object, name: str) -> int:
-    """Return `value` as an int in int64 range, or raise ValueError."""
-    if not _is_int(value):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
-    if not -(2**63) <= value < 2**63:
-        raise ValueError(f"{name} must fit in int64, got {value}")
-    return value
-
-
-def _check_step(step: object) -> int:
-    """Return `step` as an int >= 0, or raise ValueError."""
-    step = _check_int(step, "step")
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
-    return step
-
-
-def _check_vector(value: object, width: int, name: str) -> np.ndarray:
-    """Return `value` as a finite float64 vector of shape `(width,)`, or raise ValueError."""
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be numeric: {exc}") from None
-    if arr.shape != (width,):
-        raise ValueError(f"{name} must have shape ({width},), got {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    return arr

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
+from embodia.memory.checks import check_vector, is_int, is_real
+
 __all__ = ["SemanticTopologyGraph", "TopologyConfig"]
 
 
@@ -55,9 +57,9 @@ class TopologyConfig:
         """
         for name in ("delta", "spatial_gate", "alpha", "beta", "c_instr"):
             value = getattr(self, name)
-            if not _is_real(value) or not math.isfinite(value) or value < 0.0:
+            if not is_real(value) or not math.isfinite(value) or value < 0.0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if not _is_int(self.embedding_dim) or self.embedding_dim < 1:
+        if not is_int(self.embedding_dim) or self.embedding_dim < 1:
             raise ValueError(f"embedding_dim must be an integer >= 1, got {self.embedding_dim!r}")
 
 
@@ -122,13 +124,13 @@ class SemanticTopologyGraph:
             ValueError: On an embedding or position of the wrong shape, NaN/inf values, an all-zero embedding, a
                 step that is not an integer >= 0, or a similarity that is not a finite number in `[-1, 1]`.
         """
-        emb = _check_vector(embedding, self.config.embedding_dim, "embedding")
-        pos = _check_vector(position, 3, "position")
-        if not _is_int(step) or step < 0:
+        emb = check_vector(embedding, self.config.embedding_dim, "embedding")
+        pos = check_vector(position, 3, "position")
+        if not is_int(step) or step < 0:
             raise ValueError(f"step must be an integer >= 0, got {step!r}")
         step = int(step)
         sim = instruction_similarity
-        if sim is not None and (not _is_real(sim) or not math.isfinite(sim) or not -1.0 <= sim <= 1.0):
+        if sim is not None and (not is_real(sim) or not math.isfinite(sim) or not -1.0 <= sim <= 1.0):
             raise ValueError(f"instruction_similarity must be a finite number in [-1, 1], got {sim!r}")
         scale = float(np.abs(emb).max())
         if scale == 0.0:
@@ -228,7 +230,7 @@ class SemanticTopologyGraph:
         Raises:
             ValueError: On a position of the wrong shape or with NaN/inf values.
         """
-        pos = _check_vector(position, 3, "position")
+        pos = check_vector(position, 3, "position")
         if self._n == 0:
             return None
         return int(np.argmin(np.linalg.norm(self._pos[: self._n] - pos, axis=1)))
@@ -293,7 +295,7 @@ class SemanticTopologyGraph:
 
     def _check_node(self, node: object, name: str) -> None:
         """Raise ValueError unless `node` is an existing node id."""
-        if not _is_int(node) or not 0 <= int(node) < self._n:
+        if not is_int(node) or not 0 <= int(node) < self._n:
             raise ValueError(f"{name} {node!r} is not a node of the graph ({self._n} nodes)")
 
     def snapshot(self) -> dict[str, np.ndarray]:
@@ -337,26 +339,3 @@ def _grow(arr: np.ndarray, rows: int) -> np.ndarray:
     out = np.zeros((rows, *arr.shape[1:]), dtype=arr.dtype)
     out[: arr.shape[0]] = arr
     return out
-
-
-def _is_int(value: object) -> bool:
-    """Whether `value` is an integer (bools excluded)."""
-    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
-
-
-def _is_real(value: object) -> bool:
-    """Whether `value` is a real number (bools excluded)."""
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_)
-
-
-def _check_vector(value: object, width: int, name: str) -> np.ndarray:
-    """Return `value` as a finite float64 vector of shape `(width,)`, or raise ValueError."""
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be numeric: {exc}") from None
-    if arr.shape != (width,):
-        raise ValueError(f"{name} must have shape ({width},), got {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    return arr
