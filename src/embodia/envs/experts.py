@@ -37,6 +37,22 @@ EXPERTS: dict[str, str] = {
 """Environment id -> ``"module:Class"`` of its expert (imported on first use)."""
 
 
+SIDES = ("left", "right")
+"""The two modes of the bimodal experts (which way around an obstacle)."""
+
+
+def paired_side(seed: int | None) -> str:
+    """The side a bimodal expert takes in the episode with ``seed``, block-randomised over seed pairs.
+
+    Each episode is left or right with probability 1/2, and every pair ``(2k, 2k+1)`` holds one of each, so a
+    collection over consecutive seeds is balanced. No seed: a fresh random draw.
+    """
+    if seed is None:
+        seed = int(np.random.default_rng().integers(2**31))
+    flip = int(np.random.default_rng(seed // 2).integers(2))
+    return SIDES[(seed + flip) % 2]
+
+
 def make_expert(env: gym.Env) -> Expert:
     """Builds the expert registered for ``env.spec.id``.
 

@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 from embodia.envs.detour.detour_reach import DetourReachEnv
+from embodia.envs.experts import SIDES, paired_side
 
 
 @dataclass
@@ -51,7 +52,7 @@ class DetourExpert:
         mode: force ``"left"`` or ``"right"``; None draws it per episode in ``reset``.
     """
 
-    MODES = ("left", "right")
+    MODES = SIDES
 
     def __init__(self, env: gym.Env, config: DetourExpertConfig | None = None, mode: str | None = None) -> None:
         if not isinstance(env.unwrapped, DetourReachEnv):
@@ -65,10 +66,7 @@ class DetourExpert:
 
     def reset(self, seed: int | None = None) -> None:
         """Starts an episode; the side is drawn from ``seed``, block-randomised over seed pairs ``(2k, 2k+1)``."""
-        if seed is None:
-            seed = int(np.random.default_rng().integers(2**31))
-        flip = int(np.random.default_rng(seed // 2).integers(2))
-        self.mode = self._forced_mode or self.MODES[(seed + flip) % 2]
+        self.mode = self._forced_mode or paired_side(seed)
 
     def info(self) -> dict[str, Any]:
         """The side of this episode (recorded in the episode file)."""

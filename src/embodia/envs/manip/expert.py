@@ -20,6 +20,7 @@ import gymnasium as gym
 import networkx as nx
 import numpy as np
 
+from embodia.envs.experts import SIDES, paired_side
 from embodia.envs.manip.push import PushEnv
 from embodia.envs.manip.shapes import to_block, to_world
 
@@ -75,7 +76,7 @@ class PushExpert:
         mode: force ``"left"`` or ``"right"`` for the first approach; None draws it per episode.
     """
 
-    MODES = ("left", "right")
+    MODES = SIDES
 
     def __init__(self, env: gym.Env, config: PushExpertConfig | None = None, mode: str | None = None) -> None:
         if not isinstance(env.unwrapped, PushEnv):
@@ -96,10 +97,7 @@ class PushExpert:
         The draw is block-randomised over seed pairs ``(2k, 2k+1)``: each episode is left or right with
         probability 1/2, and every pair holds one of each, so a collection over consecutive seeds is balanced.
         """
-        if seed is None:
-            seed = int(np.random.default_rng().integers(2**31))
-        flip = int(np.random.default_rng(seed // 2).integers(2))
-        self.mode = self._forced_mode or self.MODES[(seed + flip) % 2]
+        self.mode = self._forced_mode or paired_side(seed)
         self._approached = False
         self._pushing = False
         self._current = None
