@@ -57,6 +57,8 @@ class MjSpecEnv(gym.Env):
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array", "depth_array"], "render_fps": 10}
+    REWARD_TERMS: tuple[str, ...] = ()
+    """Names of the reward terms in ``info``; they sum (in this order) to the reward."""
 
     def __init__(
         self,
@@ -134,6 +136,52 @@ class MjSpecEnv(gym.Env):
     def _divergence_warnings(self) -> int:
         w = self.data.warning
         return int(w[_BADQPOS].number) + int(w[_BADQVEL].number) + int(w[_BADQACC].number)
+
+    # ------------------------------------------------------------------ the end of a step (template)
+    def _get_obs(self) -> Any:
+        """The observation of the current state."""
+        raise NotImplementedError
+
+    def _step_info(self) -> dict[str, Any]:
+        """Per-step scalars added to ``info``."""
+        raise NotImplementedError
+
+    def episode_metrics(self, outcome: bool) -> dict[str, float]:
+        """End-of-episode metrics; ``outcome`` is the env's end condition (success, or the agent's stop)."""
+        raise NotImplementedError
+
+    def _end_step(
+        self, terms: dict[str, float], info: dict[str, Any], terminated: bool, outcome: bool
+    ) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """The common tail of ``step``.
+
+        The reward is the sum of ``terms`` (in ``REWARD_TERMS`` order), the episode is truncated at
+        ``self.max_steps``, and at its end ``info["metrics"]`` holds ``episode_metrics(outcome)`` and further
+        steps are refused.
+        """
+        reward = sum(terms[k] for k in self.REWARD_TERMS)
+        truncated = not terminated and self.steps >= self.max_steps
+        obs = self._get_obs()
+        self._last_obs = obs
+        info.update(terms)
+        info.update(self._step_info())
+        if terminated or truncated:
+            info["metrics"] = self.episode_metrics(outcome)
+            self._done = True
+        return obs, float(reward), terminated, truncated, info
+
+    def _end_diverged(
+        self, err: SimulationUnstableError, info: dict[str, Any]
+    ) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """Ends the episode after a divergence, never a crash.
+
+        Returns the last good observation, zero reward, truncated, with ``info["sim_unstable"]`` and the metrics.
+        """
+        self.steps += 1
+        info.update(dict.fromkeys(self.REWARD_TERMS, 0.0), sim_unstable=True, error=str(err))
+        info["metrics"] = self.episode_metrics(False)
+        self._done = True
+        return self._last_obs, 0.0, False, True, info
 
     # ------------------------------------------------------------------ rendering
     def _renderer(self, width: int, height: int) -> mujoco.Renderer:

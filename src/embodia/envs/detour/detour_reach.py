@@ -358,11 +358,7 @@ class DetourReachEnv(MjSpecEnv, EzPickle):
         try:
             self.do_simulation(act * self.config.max_speed)
         except SimulationUnstableError as err:
-            self.steps += 1
-            info.update(dict.fromkeys(self.REWARD_TERMS, 0.0), sim_unstable=True, error=str(err))
-            info["metrics"] = self.episode_metrics(success=False)
-            self._done = True
-            return self._last_obs, 0.0, False, True, info
+            return self._end_diverged(err, info)
         self.steps += 1
         after = self.agent_position()
         self._path += float(np.linalg.norm(after - before))
@@ -382,17 +378,7 @@ class DetourReachEnv(MjSpecEnv, EzPickle):
             "reward_collision": -self.config.collision_penalty if new_collision else 0.0,
         }
         self._distance = distance
-        reward = sum(terms[k] for k in self.REWARD_TERMS)
-        terminated = success
-        truncated = not terminated and self.steps >= self.max_steps
-        obs = self._get_obs()
-        self._last_obs = obs
-        info.update(terms)
-        info.update(self._step_info())
-        if terminated or truncated:
-            info["metrics"] = self.episode_metrics(success=success)
-            self._done = True
-        return obs, float(reward), terminated, truncated, info
+        return self._end_step(terms, info, terminated=success, outcome=success)
 
     # ------------------------------------------------------------------ helpers
     def _step_info(self) -> dict[str, Any]:

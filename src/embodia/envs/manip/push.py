@@ -214,11 +214,7 @@ class PushEnv(MjSpecEnv, EzPickle):
         try:
             self.do_simulation(act * self.table.max_speed)
         except SimulationUnstableError as err:
-            self.steps += 1
-            info.update(dict.fromkeys(self.REWARD_TERMS, 0.0), sim_unstable=True, error=str(err))
-            info["metrics"] = self.episode_metrics(success=False)
-            self._done = True
-            return self._last_obs, 0.0, False, True, info
+            return self._end_diverged(err, info)
         self.steps += 1
         self._pusher_path += float(np.linalg.norm(self.pusher_position() - pusher_before))
         self._block_path += float(np.linalg.norm(self.block_pose()[:2] - block_before))
@@ -228,17 +224,7 @@ class PushEnv(MjSpecEnv, EzPickle):
         error = self.task_error()
         terms = {"reward_progress": self._error - error, "reward_success": 1.0 if success else 0.0}
         self._error = error
-        reward = terms["reward_progress"] + terms["reward_success"]
-        terminated = success
-        truncated = not terminated and self.steps >= self.max_steps
-        obs = self._get_obs()
-        self._last_obs = obs
-        info.update(terms)
-        info.update(self._step_info())
-        if terminated or truncated:
-            info["metrics"] = self.episode_metrics(success=success)
-            self._done = True
-        return obs, float(reward), terminated, truncated, info
+        return self._end_step(terms, info, terminated=success, outcome=success)
 
     # ------------------------------------------------------------------ helpers
     def _step_info(self) -> dict[str, Any]:

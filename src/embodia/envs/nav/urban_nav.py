@@ -320,13 +320,8 @@ class UrbanNavEnv(MjSpecEnv, EzPickle):
         try:
             self.do_simulation(ctrl)
         except SimulationUnstableError as err:
-            # Keep the last good observation; the episode ends as truncated, never as a crash.
-            self.steps += 1
-            info.update(dict.fromkeys(self.REWARD_TERMS, 0.0))
-            info.update(sim_unstable=True, error=str(err), phase=self.phase_index)
-            info["metrics"] = self.episode_metrics(stopped=False)
-            self._done = True
-            return self._last_obs, 0.0, False, True, info
+            info["phase"] = self.phase_index
+            return self._end_diverged(err, info)
         self.steps += 1
         self._update_odometry()
         position = self.data.qpos[:2].copy()
@@ -350,17 +345,10 @@ class UrbanNavEnv(MjSpecEnv, EzPickle):
             "reward_collision": self.COLLISION_PENALTY if new_collision else 0.0,
         }
         self._remaining = remaining
-        reward = terms["reward_progress"] + terms["reward_success"] + terms["reward_collision"]
-        terminated = stopped
-        truncated = not terminated and self.steps >= self.max_steps
-        obs = self._get_obs()
-        self._last_obs = obs
-        info.update(terms)
-        info.update(phase=self.phase_index, distance_to_goal=remaining, collision=colliding)
-        if terminated or truncated:
-            info["metrics"] = self.episode_metrics(stopped=stopped)
-            self._done = True
-        return obs, float(reward), terminated, truncated, info
+        return self._end_step(terms, info, terminated=stopped, outcome=stopped)
+
+    def _step_info(self) -> dict[str, Any]:
+        return {"phase": self.phase_index, "distance_to_goal": self._remaining, "collision": self._colliding}
 
     # ------------------------------------------------------------------ helpers
     @property
