@@ -402,6 +402,17 @@ class Policy(nn.Module):
         return mask.to(self.device)
 
 
+def chunk_mean(err: Tensor, action_mask: Tensor | None) -> Tensor:
+    """Mean of per-entry losses ``err`` ``(B, Tp, Da)`` over the chunk.
+
+    With ``action_mask`` ``(B, Tp)`` bool, padded steps are left out; None: plain mean, padding included.
+    """
+    if action_mask is None:
+        return err.mean()
+    weight = action_mask[..., None].to(err.dtype).expand_as(err)  # (B, Tp, Da)
+    return (err * weight).sum() / weight.sum().clamp_min(1.0)
+
+
 def registered_policies() -> dict[str, type[Policy]]:
     """The policies defined so far (imported modules only), by name. See ``factory.available_policies``."""
     return dict(_REGISTRY)

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from embodia.policies.backbone import TransformerBackbone, sinusoidal_embedding
-from embodia.policies.base import Policy
+from embodia.policies.base import Policy, chunk_mean
 from embodia.policies.diffusion.configuration_diffusion import DiffusionConfig
 from embodia.policies.diffusion.scheduler import DDPMScheduler
 
@@ -110,9 +110,5 @@ class DiffusionPolicy(Policy):
         t = self.scheduler.sample_timesteps(b, device=action.device)  # (B,)
         noisy = self.scheduler.add_noise(action, eps, t)  # (B, Tp, Da)
         err = (self.predict_noise(norm["obs"], noisy, t) - eps).pow(2)  # (B, Tp, Da)
-        if self.config.mask_padded_actions:
-            weight = norm["action_mask"][..., None].to(err.dtype).expand_as(err)  # (B, Tp, Da)
-            loss = (err * weight).sum() / weight.sum().clamp_min(1.0)
-        else:
-            loss = err.mean()
+        loss = chunk_mean(err, norm["action_mask"] if self.config.mask_padded_actions else None)
         return loss, {"mse": float(loss.detach())}

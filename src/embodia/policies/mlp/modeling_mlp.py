@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from embodia.policies.base import Policy
+from embodia.policies.base import Policy, chunk_mean
 from embodia.policies.mlp.configuration_mlp import MLPConfig
 
 __all__ = ["MLPPolicy"]
@@ -56,9 +56,5 @@ class MLPPolicy(Policy):
         norm = self.normalize_batch(batch, with_action=True)
         pred = self._forward(norm["obs"])  # (B, Tp, Da)
         err = (pred - norm["action"]).pow(2)  # (B, Tp, Da)
-        if self.config.mask_padded_actions:
-            weight = norm["action_mask"][..., None].to(err.dtype).expand_as(err)  # (B, Tp, Da)
-            loss = (err * weight).sum() / weight.sum().clamp_min(1.0)
-        else:
-            loss = err.mean()
+        loss = chunk_mean(err, norm["action_mask"] if self.config.mask_padded_actions else None)
         return loss, {"mse": float(loss.detach())}
