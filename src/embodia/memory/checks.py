@@ -42,5 +42,5 @@ def check_vector(value: object, width: int, name: str) -> np.ndarray:
     if arr.shape != (width,):
         raise ValueError(f"{name} must have shape ({width},), got {arr.shape}")
     if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or inf")
+        raise ValueError(f"{name} must be finite: it contains NaN or inf")
     return arr

@@ -23,12 +23,12 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from embodia.memory.checks import check_vector
 from embodia.memory.ltm import LongTermMemory, LTMConfig
 from embodia.memory.octree import MORTON_BITS, OctreeConfig, SparseOctree, morton_encode
 from embodia.memory.stm import ShortTermMemory, STMConfig
@@ -120,15 +120,6 @@ class MemoryReadout:
     valid: np.ndarray
 
 
-def _vector(name: str, value: Any, width: int) -> np.ndarray:
-    array = np.asarray(value, dtype=np.float64)
-    if array.shape != (width,):
-        raise ValueError(f"{name} must have shape ({width},), got {array.shape}")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} must be finite")
-    return array
-
-
 class Mem4NavMemory(nn.Module):
     """Mem4Nav memory for one agent (see the module docstring).
 
@@ -193,8 +184,8 @@ class Mem4NavMemory(nn.Module):
             ValueError: wrong widths (naming the expected one) or non-finite values.
         """
         cfg = self.config
-        v = _vector("embedding", embedding, cfg.embed_dim)
-        position = _vector("pose", pose, 3)
+        v = check_vector(embedding, cfg.embed_dim, "embedding")
+        position = check_vector(pose, 3, "pose")
         # Everything is checked before anything is written: a rejected update leaves the memory unchanged.
         if points is not None:
             points = np.asarray(points, dtype=np.float64)
@@ -292,8 +283,8 @@ class Mem4NavMemory(nn.Module):
             A ``MemoryReadout`` with positions relative to the query position.
         """
         cfg = self.config
-        v = _vector("query embedding", embedding, cfg.embed_dim)
-        position = self._position if position is None else _vector("query position", position, 3)
+        v = check_vector(embedding, cfg.embed_dim, "query embedding")
+        position = self._position if position is None else check_vector(position, 3, "query position")
         n = cfg.readout_size
         out = MemoryReadout(
             tokens=np.zeros((n, 2 * cfg.embed_dim), dtype=np.float32),
