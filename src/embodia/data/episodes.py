@@ -27,7 +27,6 @@ import logging
 import math
 import numbers
 import os
-import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,8 @@ from typing import Any
 
 import h5py
 import numpy as np
+
+from embodia.atomic import atomic_write
 
 __all__ = [
     "FORMAT_VERSION",
@@ -56,7 +57,6 @@ FORMAT_VERSION = 1
 _REQUIRED = ("observations", "actions", "rewards", "terminations", "truncations")
 _META_KEYS = frozenset({"env_id", "seed", "instruction", "scene_xml", "env_kwargs", "metrics", "extra", "memory"})
 _NUMERIC_KINDS = "biufc"  # bool, signed int, unsigned int, float, complex
-_TMP_SUFFIX = ".tmp"
 _GZIP_LEVEL = 4
 
 
@@ -483,19 +483,9 @@ def write_episode(path: str | os.PathLike, episode: Episode, *, compression: str
         raise ValueError(f"compression must be 'gzip', 'lzf' or None, got {compression!r}")
     episode.validate()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_TMP_SUFFIX}")
-    try:
-        with h5py.File(tmp, "x") as f:
-            _write(f, episode, compression)
-            f.flush()
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_write(path) as tmp, h5py.File(tmp, "x") as f:
+        _write(f, episode, compression)
+        f.flush()
     return path
 
 
@@ -799,17 +789,3 @@ def _json_attr(attrs: h5py.AttributeManager, name: str, path: Path) -> dict:
     if not isinstance(value, dict):
         raise EpisodeFileError(path, f"attribute {name!r} is not a JSON object")
     return value
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Persist the rename itself (best effort; not every platform can open a directory)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

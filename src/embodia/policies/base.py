@@ -38,7 +38,6 @@ import collections
 import dataclasses
 import os
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +47,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from embodia.atomic import atomic_write
 from embodia.policies.normalizer import MinMaxNormalizer
 
 __all__ = ["CHECKPOINT_VERSION", "CheckpointError", "Policy", "PolicyConfig", "registered_policies"]
@@ -295,7 +295,6 @@ class Policy(nn.Module):
     def save(self, path: str | os.PathLike) -> Path:
         """Write a checkpoint (see the module docstring) atomically to ``path``; returns the path."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().clone() for k, v in self.state_dict().items() if not k.startswith("normalizer.")}
         payload = {
             "format_version": CHECKPOINT_VERSION,
@@ -304,16 +303,8 @@ class Policy(nn.Module):
             "state_dict": state,
             "normalizer": {k: v.detach().cpu().clone() for k, v in self.normalizer.state_dict().items()},
         }
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(payload, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as tmp:
+            torch.save(payload, tmp)
         return path
 
     @classmethod

@@ -17,6 +17,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from embodia.atomic import atomic_write
 from embodia.data.episodes import EpisodeRecorder, write_episode
 from embodia.envs.adapters import adapt
 from embodia.envs.experts import Expert, make_expert
@@ -144,12 +145,6 @@ class RolloutWorker:
 def write_json_atomic(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Writes ``payload`` as indented JSON via a temp file and ``os.replace``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
     return path
