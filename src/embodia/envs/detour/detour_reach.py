@@ -58,6 +58,7 @@ from gymnasium import spaces
 from gymnasium.utils import EzPickle
 
 from embodia.envs.actions import check_action
+from embodia.envs.configs import as_config
 from embodia.envs.mujoco_base import MjSpecEnv, SimulationUnstableError
 
 AGENT_BODY = "agent"
@@ -131,19 +132,6 @@ class DetourConfig:
                 f"2 agent_radius + 5 cm = {2 * self.agent_radius + 0.05:g} m, got "
                 f"{self.half_extent - self.obstacle_radius:g}"
             )
-
-
-def _detour_config(value: DetourConfig | dict | None) -> DetourConfig:
-    if value is None:
-        return DetourConfig()
-    if isinstance(value, DetourConfig):
-        return value
-    if isinstance(value, dict):
-        try:
-            return DetourConfig(**value)
-        except TypeError as err:
-            raise ValueError(f"bad detour config: {err}") from None
-    raise ValueError(f"config must be a DetourConfig, a dict or None, got {type(value).__name__}")
 
 
 def build_detour_spec(config: DetourConfig, *, max_render_size: int = 640) -> mujoco.MjSpec:
@@ -280,7 +268,7 @@ class DetourReachEnv(MjSpecEnv, EzPickle):
             raise ValueError(f"render size is limited to 640x640, got {width}x{height}")
         if not isinstance(paired_starts, bool):
             raise ValueError(f"paired_starts must be a bool, got {paired_starts!r}")
-        self.config = _detour_config(config)
+        self.config = as_config(DetourConfig, config, "detour")
         self.rgb = bool(rgb)
         self.rgb_size = int(rgb_size)
         self.paired_starts = paired_starts

@@ -25,6 +25,7 @@ from gymnasium import spaces
 from gymnasium.utils import EzPickle
 
 from embodia.envs.actions import check_action
+from embodia.envs.configs import as_config
 from embodia.envs.manip.scene import BLOCK_BODY, GOAL_BODY, PUSHER_GEOM, TOP_CAMERA, TableConfig, build_push_spec
 from embodia.envs.manip.shapes import BlockShape, box_shape, coverage, tee_shape
 from embodia.envs.mujoco_base import MjSpecEnv, SimulationUnstableError
@@ -32,19 +33,6 @@ from embodia.envs.mujoco_base import MjSpecEnv, SimulationUnstableError
 
 def _wrap(angle: float, period: float = 2 * np.pi) -> float:
     return float((angle + period / 2) % period - period / 2)
-
-
-def _table_config(value: TableConfig | dict | None) -> TableConfig:
-    if value is None:
-        return TableConfig()
-    if isinstance(value, TableConfig):
-        return value
-    if isinstance(value, dict):
-        try:
-            return TableConfig(**value)
-        except TypeError as err:
-            raise ValueError(f"bad table config: {err}") from None
-    raise ValueError(f"table must be a TableConfig, a dict or None, got {type(value).__name__}")
 
 
 class PushEnv(MjSpecEnv, EzPickle):
@@ -92,7 +80,7 @@ class PushEnv(MjSpecEnv, EzPickle):
             raise ValueError(f"rgb_size must be in [8, 640], got {rgb_size}")
         if max(width, height) > 640:
             raise ValueError(f"render size is limited to 640x640, got {width}x{height}")
-        self.table = _table_config(table)
+        self.table = as_config(TableConfig, table, "table")
         self.shape: BlockShape = self.make_shape()
         self.rgb = bool(rgb)
         self.rgb_size = int(rgb_size)

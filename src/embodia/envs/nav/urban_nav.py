@@ -33,6 +33,7 @@ from gymnasium.utils import EzPickle
 
 from embodia.envs import metrics as nav_metrics
 from embodia.envs.actions import check_action
+from embodia.envs.configs import as_config
 from embodia.envs.mujoco_base import MjSpecEnv, SimulationUnstableError
 from embodia.envs.nav.city import NUM_LANDMARK_CLASSES, CityConfig, CityLayout, Landmark, generate_city
 from embodia.envs.nav.scene import (
@@ -90,19 +91,6 @@ class SensorConfig:
             raise ValueError(f"rgb_size must be in [8, 640], got {self.rgb_size}")
         if self.pose_noise < 0:
             raise ValueError(f"pose_noise must be >= 0, got {self.pose_noise}")
-
-
-def _config(cls: type, value: Any, name: str) -> Any:
-    if value is None:
-        return cls()
-    if isinstance(value, cls):
-        return value
-    if isinstance(value, dict):
-        try:
-            return cls(**value)
-        except TypeError as err:
-            raise ValueError(f"bad {name} config: {err}") from None
-    raise ValueError(f"{name} must be a {cls.__name__}, a dict or None, got {type(value).__name__}")
 
 
 def _finite_number(value: Any) -> bool:
@@ -172,9 +160,9 @@ class UrbanNavEnv(MjSpecEnv, EzPickle):
         if max(width, height) > 640:
             raise ValueError(f"render size is limited to 640x640, got {width}x{height}")
         self.task_kind = task
-        self.city_config: CityConfig = _config(CityConfig, city, "city")
-        self.robot_config: RobotConfig = _config(RobotConfig, robot, "robot")
-        self.sensor_config: SensorConfig = _config(SensorConfig, sensor, "sensor")
+        self.city_config: CityConfig = as_config(CityConfig, city, "city")
+        self.robot_config: RobotConfig = as_config(RobotConfig, robot, "robot")
+        self.sensor_config: SensorConfig = as_config(SensorConfig, sensor, "sensor")
         self.city_seed = city_seed
         self.success_radius = float(success_radius)
         self.max_steps = int(max_steps)
