@@ -41,6 +41,17 @@ def _close_renderers_at_exit() -> None:
         env.close_renderers()
 
 
+MAX_RENDER_SIZE = 640
+"""Side of the offscreen framebuffer every embodia scene allocates; renders may not exceed it."""
+
+
+def check_max_steps(max_steps: Any) -> int:
+    """Validates an env's own episode limit (an integer >= 1)."""
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
+    return max_steps
+
+
 class SimulationUnstableError(RuntimeError):
     """Raised inside ``do_simulation`` when MuJoCo reports divergence (NaN/inf or a bad acceleration)."""
 
@@ -75,6 +86,8 @@ class MjSpecEnv(gym.Env):
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         if width < 1 or height < 1:
             raise ValueError(f"render size must be positive, got {width}x{height}")
+        if max(width, height) > MAX_RENDER_SIZE:
+            raise ValueError(f"render size is limited to {MAX_RENDER_SIZE}x{MAX_RENDER_SIZE}, got {width}x{height}")
         self.frame_skip = frame_skip
         self.render_mode = render_mode
         self.width = width

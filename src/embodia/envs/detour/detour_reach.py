@@ -59,7 +59,7 @@ from gymnasium.utils import EzPickle
 
 from embodia.envs.actions import check_action
 from embodia.envs.configs import as_config
-from embodia.envs.mujoco_base import MjSpecEnv, SimulationUnstableError
+from embodia.envs.mujoco_base import MjSpecEnv, SimulationUnstableError, check_max_steps
 
 AGENT_BODY = "agent"
 AGENT_GEOM = "agent_geom"
@@ -260,12 +260,9 @@ class DetourReachEnv(MjSpecEnv, EzPickle):
         super().__init__(
             frame_skip=self.FRAME_SKIP, render_mode=render_mode, width=width, height=height, camera=TOP_CAMERA
         )
-        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-            raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
+        check_max_steps(max_steps)
         if isinstance(rgb_size, bool) or not isinstance(rgb_size, int) or not 8 <= rgb_size <= 640:
             raise ValueError(f"rgb_size must be an integer in [8, 640], got {rgb_size!r}")
-        if max(width, height) > 640:
-            raise ValueError(f"render size is limited to 640x640, got {width}x{height}")
         if not isinstance(paired_starts, bool):
             raise ValueError(f"paired_starts must be a bool, got {paired_starts!r}")
         self.config = as_config(DetourConfig, config, "detour")

@@ -28,7 +28,7 @@ from embodia.envs.actions import check_action
 from embodia.envs.configs import as_config
 from embodia.envs.manip.scene import BLOCK_BODY, GOAL_BODY, PUSHER_GEOM, TOP_CAMERA, TableConfig, build_push_spec
 from embodia.envs.manip.shapes import BlockShape, box_shape, coverage, tee_shape
-from embodia.envs.mujoco_base import MjSpecEnv, SimulationUnstableError
+from embodia.envs.mujoco_base import MjSpecEnv, SimulationUnstableError, check_max_steps
 
 
 def _wrap(angle: float, period: float = 2 * np.pi) -> float:
@@ -74,12 +74,9 @@ class PushEnv(MjSpecEnv, EzPickle):
         super().__init__(
             frame_skip=self.FRAME_SKIP, render_mode=render_mode, width=width, height=height, camera=TOP_CAMERA
         )
-        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-            raise ValueError(f"max_steps must be an integer >= 1, got {max_steps}")
+        check_max_steps(max_steps)
         if not 8 <= rgb_size <= 640:
             raise ValueError(f"rgb_size must be in [8, 640], got {rgb_size}")
-        if max(width, height) > 640:
-            raise ValueError(f"render size is limited to 640x640, got {width}x{height}")
         self.table = as_config(TableConfig, table, "table")
         self.shape: BlockShape = self.make_shape()
         self.rgb = bool(rgb)

@@ -34,7 +34,7 @@ from gymnasium.utils import EzPickle
 from embodia.envs import metrics as nav_metrics
 from embodia.envs.actions import check_action
 from embodia.envs.configs import as_config
-from embodia.envs.mujoco_base import MjSpecEnv, SimulationUnstableError
+from embodia.envs.mujoco_base import MjSpecEnv, SimulationUnstableError, check_max_steps
 from embodia.envs.nav.city import NUM_LANDMARK_CLASSES, CityConfig, CityLayout, Landmark, generate_city
 from embodia.envs.nav.scene import (
     CHASE_CAMERA,
@@ -155,10 +155,7 @@ class UrbanNavEnv(MjSpecEnv, EzPickle):
             raise ValueError(f"success_radius must be a finite number > 0, got {success_radius!r}")
         if city_seed is not None and (isinstance(city_seed, bool) or not isinstance(city_seed, int) or city_seed < 0):
             raise ValueError(f"city_seed must be a non-negative integer or None, got {city_seed!r}")
-        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-            raise ValueError(f"max_steps must be an integer >= 1, got {max_steps}")
-        if max(width, height) > 640:
-            raise ValueError(f"render size is limited to 640x640, got {width}x{height}")
+        check_max_steps(max_steps)
         self.task_kind = task
         self.city_config: CityConfig = as_config(CityConfig, city, "city")
         self.robot_config: RobotConfig = as_config(RobotConfig, robot, "robot")
