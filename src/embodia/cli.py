@@ -1,14 +1,16 @@
-"""The ``embodia`` command line: ``embodia {demo,collect,list} ...`` (``embodia <cmd> --help`` for options)."""
+"""The ``embodia`` command line: ``embodia {demo,collect,train,list} ...`` (``embodia <cmd> --help`` for options)."""
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 import tyro
+
+from embodia.training.config import TrainConfig
 
 NAV_KEYS = ("success", "tc", "spd", "ndtw", "sed", "spl", "path_length", "collisions", "steps")
 PUSH_KEYS = ("success", "position_error", "orientation_error_deg", "coverage", "max_coverage", "steps")
@@ -55,6 +57,29 @@ class DemoCommand:
 
 
 @dataclass
+class TrainCommand:
+    """Train a policy on episode files (from `embodia collect`), with TensorBoard logs and checkpoints in --run."""
+
+    data: Path
+    """Directory of episode files (*.h5)."""
+    policy: str = "ebt"
+    """Policy to train: ebt, ebt-dsm, diffusion or mlp."""
+    run: Path | None = None
+    """Run directory for TensorBoard events, checkpoints/last.pt, policy.pt and summary.json (default runs/<policy>)."""
+    hp: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=TrainConfig)
+    policy_kwargs: str = "{}"
+    """JSON object of policy config overrides, e.g. '{"d_model": 128, "n_layers": 4}'."""
+    obs_keys: tuple[str, ...] | None = None
+    """Observation keys the policy sees (default: every numeric key of the episodes)."""
+    resume: bool = False
+    """Continue the run from its last checkpoint (same data and hyperparameters; the budget may grow)."""
+    overwrite: bool = False
+    """Delete an existing run in --run and start over."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+@dataclass
 class ListCommand:
     """Print the registered environments."""
 
@@ -65,17 +90,18 @@ class ListCommand:
 Command = (
     Annotated[DemoCommand, tyro.conf.subcommand("demo")]
     | Annotated[CollectCommand, tyro.conf.subcommand("collect")]
+    | Annotated[TrainCommand, tyro.conf.subcommand("train")]
     | Annotated[ListCommand, tyro.conf.subcommand("list")]
 )
 
 
-def _parse_env_kwargs(text: str) -> dict:
+def _parse_json_object(text: str, flag: str) -> dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValueError(f"--env-kwargs is not valid JSON: {err}") from None
+        raise ValueError(f"{flag} is not valid JSON: {err}") from None
     if not isinstance(value, dict):
-        raise ValueError(f"--env-kwargs must be a JSON object, got {type(value).__name__}")
+        raise ValueError(f"{flag} must be a JSON object, got {type(value).__name__}")
     return value
 
 
@@ -88,7 +114,7 @@ def run_collect(cmd: CollectCommand) -> int:
         cmd.episodes,
         cmd.out,
         seed=cmd.seed,
-        env_kwargs=_parse_env_kwargs(cmd.env_kwargs),
+        env_kwargs=_parse_json_object(cmd.env_kwargs, "--env-kwargs"),
         overwrite=cmd.overwrite,
         progress=cmd.progress,
     )
@@ -112,6 +138,34 @@ def run_demo(cmd: DemoCommand) -> int:
     return 0
 
 
+def run_train(cmd: TrainCommand) -> int:
+    """Runs ``embodia train``."""
+    import torch
+
+    from embodia.training.run import train_run
+
+    torch.set_num_threads(1)  # one thread per process; parallelism comes from Ray workers
+    run_dir = cmd.run if cmd.run is not None else Path("runs") / cmd.policy
+    result = train_run(
+        cmd.data,
+        cmd.policy,
+        run_dir,
+        cmd.hp,
+        policy_kwargs=_parse_json_object(cmd.policy_kwargs, "--policy-kwargs"),
+        obs_keys=cmd.obs_keys,
+        resume=cmd.resume,
+        overwrite=cmd.overwrite,
+        progress=cmd.progress,
+    )
+    terms = ", ".join(f"{k} {v:.4g}" for k, v in result.last_terms.items() if k in ("loss", "lr"))
+    print(
+        f"trained {cmd.policy} for {result.steps} steps ({result.elapsed_s:.1f} s, {result.it_per_s:.1f} it/s, "
+        f"stopped by {result.stopped_by}); last {terms}"
+    )
+    print(f"policy: {run_dir / 'policy.pt'}   tensorboard --logdir {run_dir}")
+    return 0
+
+
 def run_list(cmd: ListCommand) -> int:
     """Runs ``embodia list``."""
     import gymnasium as gym
@@ -128,18 +182,20 @@ def run_list(cmd: ListCommand) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``embodia`` console script; returns the exit status."""
-    # A malformed flag is reported by tyro: the argument, the problem and its help text, exit status 2.
-    cmd = tyro.cli(Command, args=argv, prog="embodia", description=__doc__)
-    handlers = {CollectCommand: run_collect, DemoCommand: run_demo, ListCommand: run_list}
+    handlers = {CollectCommand: run_collect, DemoCommand: run_demo, TrainCommand: run_train, ListCommand: run_list}
     try:
         import gymnasium as gym
 
         import embodia  # noqa: F401
         from embodia.data.episodes import EpisodeFileError
+        from embodia.policies.base import CheckpointError
+        from embodia.training.trainer import TrainingDivergedError
 
         try:
+            # A malformed flag is reported by tyro: the argument, the problem and its help text, exit status 2.
+            cmd = tyro.cli(Command, args=argv, prog="embodia", description=__doc__)
             return handlers[type(cmd)](cmd)
-        except (ValueError, EpisodeFileError, gym.error.Error, OSError) as err:
+        except (ValueError, EpisodeFileError, CheckpointError, TrainingDivergedError, gym.error.Error, OSError) as err:
             print(f"embodia: error: {err}", file=sys.stderr)
             return 2
     except KeyboardInterrupt:

@@ -292,19 +292,22 @@ class Policy(nn.Module):
 
     # ------------------------------------------------------------------------------------------ checkpoints
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write a checkpoint (see the module docstring) atomically to ``path``; returns the path."""
-        path = Path(path)
+    def checkpoint_payload(self) -> dict[str, Any]:
+        """The checkpoint dict (see the module docstring): plain types and CPU tensors only."""
         state = {k: v.detach().cpu().clone() for k, v in self.state_dict().items() if not k.startswith("normalizer.")}
-        payload = {
+        return {
             "format_version": CHECKPOINT_VERSION,
             "policy": self.name,
             "config": self.config.to_dict(),
             "state_dict": state,
             "normalizer": {k: v.detach().cpu().clone() for k, v in self.normalizer.state_dict().items()},
         }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write a checkpoint (see the module docstring) atomically to ``path``; returns the path."""
+        path = Path(path)
         with atomic_write(path) as tmp:
-            torch.save(payload, tmp)
+            torch.save(self.checkpoint_payload(), tmp)
         return path
 
     @classmethod
@@ -327,8 +330,19 @@ class Policy(nn.Module):
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as exc:
             raise CheckpointError(path, f"not a readable checkpoint ({type(exc).__name__}: {_one_line(exc)})") from None
-        if not isinstance(ckpt, dict) or any(k not in ckpt for k in _CHECKPOINT_KEYS):
-            keys = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
+        return cls.from_checkpoint_payload(ckpt, path)
+
+    @classmethod
+    def from_checkpoint_payload(cls, ckpt: Mapping[str, Any], path: str | os.PathLike) -> Policy:
+        """Build a policy (eval mode) from a :meth:`checkpoint_payload` dict; ``path`` names its source in errors.
+
+        Raises:
+            CheckpointError: Not a policy checkpoint, another policy than ``cls``, a config the policy rejects,
+                or weights that do not fit the model.
+        """
+        path = Path(path)
+        if not isinstance(ckpt, Mapping) or any(k not in ckpt for k in _CHECKPOINT_KEYS):
+            keys = sorted(ckpt) if isinstance(ckpt, Mapping) else type(ckpt).__name__
             raise CheckpointError(path, f"not a policy checkpoint (expected keys {list(_CHECKPOINT_KEYS)}, got {keys})")
         version = ckpt.get("format_version")
         if version != CHECKPOINT_VERSION:
@@ -356,10 +370,18 @@ class Policy(nn.Module):
             raise CheckpointError(path, f"invalid {name!r} config: {exc}") from None
         policy = target(config)
         try:
-            policy.load_state_dict({**ckpt["state_dict"], **_prefixed(ckpt["normalizer"], "normalizer.")})
+            policy.load_checkpoint_weights(ckpt)
         except (RuntimeError, TypeError, AttributeError) as exc:
             raise CheckpointError(path, f"weights do not fit the {name!r} model: {_one_line(exc)}") from None
         return policy.eval()
+
+    def load_checkpoint_weights(self, ckpt: Mapping[str, Any]) -> None:
+        """Load the weights and normaliser of a :meth:`checkpoint_payload` dict into this policy (strict).
+
+        Raises:
+            RuntimeError: Missing, unexpected or wrongly shaped entries.
+        """
+        self.load_state_dict({**ckpt["state_dict"], **_prefixed(ckpt["normalizer"], "normalizer.")})
 
     # ------------------------------------------------------------------------------------------ internals
 

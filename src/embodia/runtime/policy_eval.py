@@ -1,0 +1,484 @@
+"""Closed-loop evaluation of a :class:`~embodia.policies.base.Policy` in a live env, and its mode statistics.
+
+The evaluator is the last stage of the data flow (episodes -> dataset -> trainer -> checkpoint -> evaluator):
+it feeds a policy the same observation windows it was trained on and records the env's episode metrics.
+
+* :class:`ObsWindow` keeps the last To flattened observations of one episode exactly as
+  :class:`~embodia.data.windows.EpisodeWindows` cuts them from episode files: keys of ``policy.config.obs_keys``
+  flattened and concatenated in order, and steps before the first one replaced by the first observation.
+* :func:`evaluate_policy` runs one episode per seed with ``policy.select_action`` (execute
+  ``chunk[To-1 : To-1+Ta]``, then re-plan) and returns one row per episode: the env's ``info["metrics"]`` plus
+  the re-planning cost (wall time of the calls that produced a new chunk, network evaluations per chunk).
+* :func:`summarise_episodes` turns the rows into means with 95 % confidence intervals.
+* :func:`mode_split` and :func:`chunk_sides` measure, for ``embodia/DetourReach-v0``, which way around the
+  obstacle the chunks a policy samples from a fixed start go (left / right / undecided, the env's own ``side``
+  rule): a multimodal policy splits about evenly between left and right, a mode-averaging one drives head-on.
+
+Every episode (and every start of :func:`mode_split`) seeds torch's global RNG with its env seed first, so the
+results of a stochastic policy do not depend on the order or number of seeds. A policy's own ``generator``
+(diffusion, EBT), when set, is not reseeded.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from embodia.data.windows import BOX_KEY
+from embodia.envs.detour.detour_reach import DetourReachEnv
+from embodia.policies.base import Policy
+from embodia.stats import summarise_metrics
+
+__all__ = [
+    "RATE_KEYS",
+    "ObsWindow",
+    "chunk_sides",
+    "evaluate_policy",
+    "mode_split",
+    "passing_side",
+    "summarise_episodes",
+]
+
+RATE_KEYS = frozenset({"success", "collided", "side_left", "side_right", "sim_unstable", "tc"})
+"""Per-episode metrics that are rates (0/1): summarised with Wilson intervals, the rest with t-intervals."""
+
+
+# ------------------------------------------------------------------------------------------------ windows
+
+
+class ObsWindow:
+    """The observation window ``(1, To, Do)`` of one running episode, built as ``EpisodeWindows`` builds it.
+
+    Observation ``k`` of the window holds step ``t - To + 1 + k``; steps before 0 are step 0 (the reset
+    observation repeated), the padding of :class:`~embodia.data.windows.EpisodeWindows`.
+
+    Args:
+        n_obs_steps: To, observations per window (>= 1).
+        obs_keys: Dict-observation keys flattened and concatenated in this order (``policy.config.obs_keys``).
+            ``()`` or ``("obs",)`` also accept a Box (single-array) observation, which ``EpisodeWindows`` names
+            ``"obs"``; ``()`` with a Dict observation uses every numeric key sorted by name (``EpisodeWindows``'s
+            default).
+        obs_dim: Do the policy expects (checked at :meth:`reset`), or None to accept any width.
+
+    Raises:
+        ValueError: ``n_obs_steps`` < 1, or ``obs_keys`` is a str.
+    """
+
+    def __init__(self, n_obs_steps: int, obs_keys: Sequence[str] = (), obs_dim: int | None = None) -> None:
+        if isinstance(n_obs_steps, bool) or not isinstance(n_obs_steps, int | np.integer) or n_obs_steps < 1:
+            raise ValueError(f"n_obs_steps must be an integer >= 1, got {n_obs_steps!r}")
+        if isinstance(obs_keys, str):
+            raise ValueError(f"obs_keys must be a sequence of str, not a str ({obs_keys!r})")
+        self.n_obs_steps = int(n_obs_steps)
+        self.obs_keys = tuple(obs_keys)
+        self.obs_dim = obs_dim
+        self._keys: tuple[str, ...] | None = None  # resolved at reset()
+        self._box = False
+        self._steps: collections.deque[np.ndarray] = collections.deque(maxlen=self.n_obs_steps)
+
+    @classmethod
+    def for_policy(cls, policy: Policy) -> ObsWindow:
+        """The window ``policy`` expects: its ``n_obs_steps``, ``obs_keys`` and ``obs_dim``."""
+        c = policy.config
+        return cls(c.n_obs_steps, c.obs_keys, c.obs_dim)
+
+    def reset(self, obs: Mapping[str, Any] | np.ndarray) -> None:
+        """Start an episode: every window slot holds the reset observation ``obs``.
+
+        Raises:
+            ValueError: A key of ``obs_keys`` is missing from ``obs`` (named), a Box observation with keys other
+                than ``()`` / ``("obs",)``, a non-numeric observation, or a width other than ``obs_dim``.
+        """
+        if isinstance(obs, Mapping):
+            self._box = False
+            self._keys = self.obs_keys or tuple(sorted(k for k, v in obs.items() if np.asarray(v).dtype.kind in "biuf"))
+            if not self._keys:
+                raise ValueError(f"the observation has no numeric keys (keys: {sorted(obs)})")
+        else:
+            if self.obs_keys not in ((), (BOX_KEY,)):
+                raise ValueError(
+                    f"obs_keys {list(self.obs_keys)} name Dict-observation keys, but the env returns a Box "
+                    f"observation ({type(obs).__name__}); use () or ({BOX_KEY!r},) for Box observations"
+                )
+            self._box, self._keys = True, (BOX_KEY,)
+        flat = self._flatten(obs)
+        if self.obs_dim is not None and flat.shape[0] != self.obs_dim:
+            raise ValueError(
+                f"observation keys {list(self._keys)} flatten to {flat.shape[0]} features, the policy expects "
+                f"obs_dim={self.obs_dim}"
+            )
+        self._steps.clear()
+        self._steps.extend([flat] * self.n_obs_steps)
+
+    def push(self, obs: Mapping[str, Any] | np.ndarray) -> None:
+        """Append the observation of the next step (the oldest one leaves the window).
+
+        Raises:
+            RuntimeError: Called before :meth:`reset`.
+            ValueError: A missing key, or a width other than the reset observation's.
+        """
+        if self._keys is None:
+            raise RuntimeError("ObsWindow.push() before reset()")
+        flat = self._flatten(obs)
+        if flat.shape != self._steps[-1].shape:
+            raise ValueError(
+                f"observation keys {list(self._keys)} flatten to {flat.shape[0]} features, the reset observation "
+                f"to {self._steps[-1].shape[0]}"
+            )
+        self._steps.append(flat)
+
+    def batch(self) -> dict[str, np.ndarray]:
+        """The policy input ``{"obs": (1, To, Do) float32}``, oldest step first.
+
+        Raises:
+            RuntimeError: Called before :meth:`reset`.
+        """
+        if self._keys is None:
+            raise RuntimeError("ObsWindow.batch() before reset()")
+        return {"obs": np.stack(self._steps)[None]}  # (1, To, Do)
+
+    def _flatten(self, obs: Mapping[str, Any] | np.ndarray) -> np.ndarray:
+        """``(Do,)`` float32 features of one observation."""
+        assert self._keys is not None
+        if self._box:
+            if isinstance(obs, Mapping):
+                raise ValueError("got a Dict observation after a Box reset observation")
+            parts = [(BOX_KEY, obs)]
+        else:
+            if not isinstance(obs, Mapping):
+                raise ValueError(f"got a Box observation ({type(obs).__name__}) after a Dict reset observation")
+            missing = [k for k in self._keys if k not in obs]
+            if missing:
+                raise ValueError(f"observation key(s) {missing} missing (the observation has {sorted(obs)})")
+            parts = [(k, obs[k]) for k in self._keys]
+        out = []
+        for key, value in parts:
+            arr = np.asarray(value)
+            if arr.dtype.kind not in "biuf":
+                raise ValueError(f"observation {key!r} is not numeric ({arr.dtype})")
+            out.append(arr.astype(np.float32, copy=False).reshape(-1))
+        return np.concatenate(out)  # (Do,)
+
+
+# ------------------------------------------------------------------------------------------------ closed loop
+
+
+def evaluate_policy(
+    policy: Policy,
+    env_id: str,
+    seeds: Iterable[int],
+    *,
+    env_kwargs: Mapping[str, Any] | None = None,
+    progress: bool = False,
+    record_latency: bool = True,
+) -> list[dict[str, Any]]:
+    """Run one closed-loop episode per seed and return the per-episode metrics.
+
+    One env (``gym.make(env_id, **env_kwargs)``) serves all seeds. Per seed: ``torch.manual_seed(seed)``,
+    ``env.reset(seed=seed)``, ``policy.reset()``, then ``policy.select_action`` on the :class:`ObsWindow` under
+    ``torch.no_grad()`` with the policy in eval mode (its previous mode is restored afterwards) until the
+    episode terminates or is truncated.
+
+    Args:
+        policy: A policy with a fitted normaliser.
+        env_id: Registered Gymnasium id, e.g. ``"embodia/DetourReach-v0"``.
+        seeds: Env seeds, one episode each.
+        env_kwargs: Keyword arguments for ``gym.make``.
+        progress: Show a tqdm bar over the episodes.
+        record_latency: Add the wall-time keys ``plan_ms_mean`` / ``plan_ms_max`` (the only nondeterministic
+            ones).
+
+    Returns:
+        One dict per seed, in order: ``seed``, ``steps`` (int), the env's ``info["metrics"]`` as floats (for
+        DetourReach: success, collisions, final_distance, path_length, min_clearance, side), ``return``,
+        ``n_plans`` (re-planning calls), ``nfe_mean`` (network evaluations per chunk, averaged over the
+        episode's plans: the mean of ``policy.last_nfe`` where the policy has it, else 1, one forward pass) and,
+        with ``record_latency``, ``plan_ms_mean`` / ``plan_ms_max``: wall time, ms, of the ``select_action``
+        calls that predicted a new chunk (including the copy of the action to the host).
+
+    Raises:
+        ValueError: Bad ``env_kwargs`` (named), or an observation that does not fit the policy (see
+            :class:`ObsWindow`).
+    """
+    seeds = [_check_seed(s) for s in seeds]
+    env = _make_env(env_id, env_kwargs)
+    window = ObsWindow.for_policy(policy)
+    was_training = policy.training
+    policy.eval()
+    rows = []
+    try:
+        bar = tqdm(seeds, desc=f"eval {env_id}", unit="ep", disable=not progress, dynamic_ncols=True)
+        for seed in bar:
+            rows.append(_run_episode(policy, env, window, seed, record_latency))
+            bar.set_postfix(success=f"{np.mean([r.get('success', 0.0) for r in rows]):.2f}")
+    finally:
+        env.close()
+        policy.train(was_training)
+    return rows
+
+
+def _run_episode(policy: Policy, env: gym.Env, window: ObsWindow, seed: int, record_latency: bool) -> dict[str, Any]:
+    """One closed-loop episode (see :func:`evaluate_policy`)."""
+    torch.manual_seed(seed)
+    obs, info = env.reset(seed=seed)
+    policy.reset()
+    window.reset(obs)
+    plan_ms: list[float] = []
+    nfe: list[float] = []
+    steps, total_reward = 0, 0.0
+    terminated = truncated = False
+    with torch.no_grad():
+        while not (terminated or truncated):
+            replans = len(policy._action_queue) == 0  # the call will predict a new chunk
+            start = time.perf_counter()
+            action = policy.select_action(window.batch())[0].cpu().numpy()  # (Da,)
+            if replans:
+                plan_ms.append(1e3 * (time.perf_counter() - start))
+                last_nfe = getattr(policy, "last_nfe", None)
+                nfe.append(float(last_nfe.float().mean()) if isinstance(last_nfe, torch.Tensor) else 1.0)
+            obs, reward, terminated, truncated, info = env.step(action)
+            window.push(obs)
+            steps += 1
+            total_reward += float(reward)
+    metrics = info.get("metrics")
+    unwrapped = env.unwrapped
+    if metrics is None and hasattr(unwrapped, "episode_metrics"):  # cut by an outer TimeLimit
+        metrics = unwrapped.episode_metrics(bool(terminated))
+    row: dict[str, Any] = {"seed": seed, **{k: float(v) for k, v in (metrics or {}).items()}}
+    row["steps"] = steps
+    row.setdefault("return", total_reward)
+    row["n_plans"] = len(plan_ms)
+    row["nfe_mean"] = float(np.mean(nfe)) if nfe else 0.0
+    if record_latency:
+        row["plan_ms_mean"] = float(np.mean(plan_ms)) if plan_ms else 0.0
+        row["plan_ms_max"] = float(np.max(plan_ms)) if plan_ms else 0.0
+    return row
+
+
+def summarise_episodes(
+    rows: Sequence[Mapping[str, Any]], rate_keys: Collection[str] = RATE_KEYS
+) -> dict[str, dict[str, Any]]:
+    """Means with 95 % confidence intervals of :func:`evaluate_policy` rows.
+
+    Derived per-episode rates are added first: ``collided`` (``collisions > 0``) and, where rows have
+    ``side``, ``side_left`` (``side == +1``) and ``side_right`` (``side == -1``). ``seed`` is left out.
+
+    Args:
+        rows: One mapping per episode.
+        rate_keys: Metrics summarised as rates (Wilson score interval); every other one gets a Student-t
+            interval (see :func:`embodia.stats.summarise_metrics`).
+
+    Returns:
+        ``{metric: {"mean": float, "ci95": [lo, hi], "n": int}}``, keys sorted; ``{}`` for no rows.
+    """
+    per_episode = []
+    for row in rows:
+        r = {k: v for k, v in row.items() if k != "seed"}
+        if "collisions" in row:
+            r["collided"] = float(row["collisions"] > 0)
+        if "side" in row:
+            r["side_left"] = float(row["side"] > 0)
+            r["side_right"] = float(row["side"] < 0)
+        per_episode.append(r)
+    return summarise_metrics(per_episode, rate_keys=rate_keys)
+
+
+# ------------------------------------------------------------------------------------------------ mode split
+
+
+def passing_side(points: np.ndarray, start: np.ndarray, goal: np.ndarray, centre: np.ndarray, radius: float) -> float:
+    """Side on which a path passes a disk obstacle, by ``DetourReachEnv.side``'s rule.
+
+    The env (``embodia/DetourReach-v0``, ``DetourReachEnv.side``) takes ``p*``, the point of the trajectory
+    closest to the obstacle centre (over the straight segments between consecutive positions, starting from the
+    start position), and returns the sign of ``cross(axis, p* - centre)`` with ``axis`` the unit start -> goal
+    direction: +1 left, -1 right, and 0 (undecided) when ``p*`` lies less than ``radius / 2`` off the axis.
+
+    Args:
+        points: ``(T, 2)`` positions in visiting order, ``points[0]`` the start position (``T >= 1``).
+        start: ``(2,)`` episode start (tail of the axis).
+        goal: ``(2,)`` goal (head of the axis).
+        centre: ``(2,)`` obstacle centre.
+        radius: Obstacle radius, m.
+
+    Returns:
+        +1.0, -1.0 or 0.0.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) < 1:
+        raise ValueError(f"points must be (T, 2) with T >= 1, got {points.shape}")
+    return float(_passing_sides(points[None], start, goal, centre, radius)[0])
+
+
+def chunk_sides(
+    start_xy: np.ndarray,
+    goal_xy: np.ndarray,
+    obstacle_xy: np.ndarray,
+    obstacle_radius: float,
+    chunks: np.ndarray | torch.Tensor,
+    *,
+    max_speed: float,
+    dt: float,
+    start_index: int,
+) -> np.ndarray:
+    """Side (+1 left / -1 right / 0 undecided) of the obstacle each raw action chunk would pass.
+
+    Each chunk is integrated open loop from ``start_xy`` as DetourReach moves the agent (velocity
+    ``clip(a, -1, 1) * max_speed`` per axis for ``dt`` seconds, no obstacle contact), over chunk entries
+    ``start_index`` onward (``To - 1``: the current step), and classified with :func:`passing_side`. A chunk
+    that ends before the obstacle is judged at its point closest to the obstacle, as the env judges a
+    trajectory cut short.
+
+    Args:
+        start_xy: ``(2,)`` the agent's position, which is also the episode start (the axis tail).
+        goal_xy: ``(2,)`` goal position.
+        obstacle_xy: ``(2,)`` obstacle centre.
+        obstacle_radius: Obstacle radius, m.
+        chunks: ``(N, Tp, Da=2)`` raw action chunks.
+        max_speed: Speed per axis at action 1, m/s.
+        dt: Seconds per env step.
+        start_index: First chunk entry to execute, ``0 <= start_index < Tp``.
+
+    Returns:
+        ``(N,)`` float64 of +1.0 / -1.0 / 0.0.
+    """
+    if isinstance(chunks, torch.Tensor):
+        chunks = chunks.detach().cpu().numpy()
+    chunks = np.asarray(chunks, dtype=np.float64)
+    if chunks.ndim != 3 or chunks.shape[2] != 2:
+        raise ValueError(f"chunks must be (N, Tp, 2), got {chunks.shape}")
+    if not 0 <= start_index < chunks.shape[1]:
+        raise ValueError(f"start_index must be in [0, Tp={chunks.shape[1]}), got {start_index}")
+    start = np.asarray(start_xy, dtype=np.float64)  # (2,)
+    steps = np.clip(chunks[:, start_index:], -1.0, 1.0) * (max_speed * dt)  # (N, T, 2) displacement per step
+    paths = start + np.cumsum(steps, axis=1)  # (N, T, 2)
+    paths = np.concatenate([np.broadcast_to(start, (len(paths), 1, 2)), paths], axis=1)  # (N, T+1, 2)
+    return _passing_sides(paths, start, goal_xy, obstacle_xy, obstacle_radius)
+
+
+def _passing_sides(
+    paths: np.ndarray, start: np.ndarray, goal: np.ndarray, centre: np.ndarray, radius: float
+) -> np.ndarray:
+    """Vectorised :func:`passing_side`: ``paths`` ``(N, T, 2)`` -> ``(N,)``."""
+    start, goal, centre = (np.asarray(v, dtype=np.float64) for v in (start, goal, centre))
+    a, b = paths[:, :-1], paths[:, 1:]  # (N, T-1, 2) segment ends
+    ab = b - a  # (N, T-1, 2)
+    denom = np.einsum("nti,nti->nt", ab, ab)  # (N, T-1)
+    proj = np.einsum("nti,nti->nt", centre - a, ab)  # (N, T-1)
+    t = np.where(denom > 0, np.clip(proj / np.where(denom > 0, denom, 1.0), 0.0, 1.0), 0.0)  # (N, T-1)
+    nearest = a + t[..., None] * ab  # (N, T-1, 2) closest point of each segment
+    candidates = np.concatenate([paths[:, :1], nearest], axis=1)  # (N, T, 2): the start, then each segment
+    dist = np.linalg.norm(candidates - centre, axis=-1)  # (N, T)
+    closest = candidates[np.arange(len(paths)), dist.argmin(axis=1)]  # (N, 2) first minimum, as the env keeps
+    length = float(np.linalg.norm(goal - start))
+    if not length > 0:
+        raise ValueError(f"start and goal must differ (they define the axis), both are {start.tolist()}")
+    axis = (goal - start) / length  # (2,)
+    rel = closest - centre  # (N, 2)
+    lateral = axis[0] * rel[:, 1] - axis[1] * rel[:, 0]  # (N,)
+    return np.where(np.abs(lateral) < radius / 2, 0.0, np.sign(lateral))
+
+
+def mode_split(
+    policy: Policy,
+    env_id: str,
+    seeds: Iterable[int],
+    n_chunks: int = 256,
+    *,
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Fractions of sampled first chunks that pass the obstacle left / right / neither, from fixed starts.
+
+    Per seed: ``torch.manual_seed(seed)``, ``env.reset(seed=seed)``, the first observation window
+    (:class:`ObsWindow`) repeated to a batch of ``n_chunks``, one ``policy.predict_action`` call (eval mode, no
+    grad) and :func:`chunk_sides` of the ``n_chunks`` chunks from the start. A deterministic policy gives the
+    same chunk ``n_chunks`` times.
+
+    Args:
+        policy: A policy with a fitted normaliser, whose actions are DetourReach velocities.
+        env_id: An env whose unwrapped env is a ``DetourReachEnv`` (``"embodia/DetourReach-v0"``).
+        seeds: Env seeds, one start each (with paired starts, seeds ``2k`` and ``2k + 1`` share a start).
+        n_chunks: Chunks sampled per start (one batch).
+        env_kwargs: Keyword arguments for ``gym.make``.
+
+    Returns:
+        ``{"left", "right", "undecided"}`` fractions over all chunks of all starts (they sum to 1),
+        ``"n_chunks"`` (per start), ``"nfe_mean"`` (as in :func:`evaluate_policy`), and ``"per_start"``: one
+        ``{"seed", "start", "goal", "left", "right", "undecided"}`` per seed (positions as ``[x, y]`` lists).
+
+    Raises:
+        ValueError: No seeds, ``n_chunks`` < 1, or an env that is not a DetourReach env.
+    """
+    if isinstance(n_chunks, bool) or not isinstance(n_chunks, int | np.integer) or n_chunks < 1:
+        raise ValueError(f"n_chunks must be an integer >= 1, got {n_chunks!r}")
+    seeds = [_check_seed(s) for s in seeds]
+    if not seeds:
+        raise ValueError("mode_split needs at least one seed")
+    env = _make_env(env_id, env_kwargs)
+    was_training = policy.training
+    policy.eval()
+    per_start, nfe = [], []
+    try:
+        detour = env.unwrapped
+        if not isinstance(detour, DetourReachEnv):
+            raise ValueError(f"mode_split needs a DetourReach env, {env_id} is a {type(detour).__name__}")
+        window = ObsWindow.for_policy(policy)
+        for seed in seeds:
+            torch.manual_seed(seed)
+            obs, _ = env.reset(seed=seed)
+            window.reset(obs)
+            batch = {"obs": np.repeat(window.batch()["obs"], n_chunks, axis=0)}  # (n_chunks, To, Do)
+            with torch.no_grad():
+                chunks = policy.predict_action(batch)  # (n_chunks, Tp, Da)
+            last_nfe = getattr(policy, "last_nfe", None)
+            nfe.append(float(last_nfe.float().mean()) if isinstance(last_nfe, torch.Tensor) else 1.0)
+            start, goal = detour.agent_position(), detour.goal_position()
+            sides = chunk_sides(
+                start,
+                goal,
+                detour.obstacle_position(),
+                detour.config.obstacle_radius,
+                chunks,
+                max_speed=detour.config.max_speed,
+                dt=detour.dt,
+                start_index=policy.config.n_obs_steps - 1,
+            )  # (n_chunks,)
+            per_start.append({"seed": seed, "start": start.tolist(), "goal": goal.tolist(), **_fractions(sides)})
+    finally:
+        env.close()
+        policy.train(was_training)
+    totals = {k: float(np.mean([p[k] for p in per_start])) for k in ("left", "right", "undecided")}
+    return {**totals, "n_chunks": int(n_chunks), "nfe_mean": float(np.mean(nfe)), "per_start": per_start}
+
+
+def _fractions(sides: np.ndarray) -> dict[str, float]:
+    """``{"left", "right", "undecided"}`` fractions of ``sides`` ``(N,)`` in {+1, -1, 0}."""
+    return {
+        "left": float(np.mean(sides > 0)),
+        "right": float(np.mean(sides < 0)),
+        "undecided": float(np.mean(sides == 0)),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seeds must be integers >= 0, got {seed!r}")
+    return int(seed)
+
+
+def _make_env(env_id: str, env_kwargs: Mapping[str, Any] | None) -> gym.Env:
+    kwargs = dict(env_kwargs or {})
+    try:
+        return gym.make(env_id, **kwargs)
+    except TypeError as err:  # an unknown or misspelt keyword argument
+        raise ValueError(f"cannot make {env_id} with {kwargs}: {err}") from None

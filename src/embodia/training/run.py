@@ -1,0 +1,224 @@
+"""``embodia train``: train a policy on a directory of episode files into a run directory.
+
+A run directory holds TensorBoard event files, ``checkpoints/last.pt`` (training state), ``policy.pt`` (the run's
+policy) and, when training ends, ``summary.json``. Starting a run where a checkpoint already exists is refused
+unless ``resume`` (continue it, with the same data and hyperparameters; only the budget and the bookkeeping may
+change) or ``overwrite`` (delete the run's files and start over).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from embodia.data.episodes import episode_files, load_episodes
+from embodia.data.windows import EpisodeWindows
+from embodia.policies.base import CheckpointError, Policy
+from embodia.policies.factory import get_policy_class, make_policy
+from embodia.runtime.rollout import write_json_atomic
+from embodia.training.config import TrainConfig
+from embodia.training.state import load_train_state
+from embodia.training.trainer import CHECKPOINT_NAME, POLICY_NAME, Trainer, TrainResult
+
+__all__ = ["data_digest", "train_run"]
+
+SUMMARY_NAME = "summary.json"
+
+
+def data_digest(windows: EpisodeWindows) -> str:
+    """A short hash of the training data (episode lengths, observations, actions) that identifies it on resume."""
+    h = hashlib.blake2b(digest_size=8)
+    for arr in (windows.episode_ends, windows.obs, windows.actions):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def train_run(
+    data: str | os.PathLike,
+    policy_name: str,
+    run_dir: str | os.PathLike,
+    config: TrainConfig,
+    *,
+    policy_kwargs: dict[str, Any] | None = None,
+    obs_keys: tuple[str, ...] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``policy_name`` on the episode files in ``data``, writing the run into ``run_dir``.
+
+    Args:
+        data: Directory of episode files (``embodia collect --out``); corrupt files are reported and skipped.
+        policy_name: A registered policy (``embodia.policies.factory.available_policies()``).
+        run_dir: The run directory (created).
+        config: Budget and hyperparameters.
+        policy_kwargs: Overrides of the policy's config (``obs_dim``/``action_dim``/``obs_keys`` come from the data).
+        obs_keys: Observation keys the policy sees (default: every numeric key of the episodes).
+        resume: Continue from ``run_dir/checkpoints/last.pt``.
+        overwrite: Delete the run's files first and start over.
+        progress: Show a progress bar.
+
+    Returns:
+        The :class:`TrainResult`; ``run_dir/summary.json`` summarises it.
+
+    Raises:
+        ValueError: Bad arguments, no episodes, a policy or config that differs from the checkpoint's (named), a
+            run that exists without ``resume``/``overwrite``, or ``resume`` without a checkpoint.
+        CheckpointError: The checkpoint to resume from is corrupt or unreadable.
+        TrainingDivergedError: A step went non-finite (the last checkpoint stays as it was).
+    """
+    config.check_budget()
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite exclude each other")
+    run_dir = Path(run_dir)
+    policy_kwargs = dict(policy_kwargs or {})
+    cls = get_policy_class(policy_name)
+    for key in ("obs_dim", "action_dim", "obs_keys"):
+        if key in policy_kwargs:
+            raise ValueError(f"policy setting {key!r} comes from the data; set --obs-keys to choose observations")
+    data = Path(data)
+    if not data.is_dir():
+        raise ValueError(f"--data {data} is not a directory of episode files")
+    if not episode_files(data):
+        raise ValueError(f"--data {data} holds no episode files (*.h5); write some with `embodia collect --out {data}`")
+    episodes = load_episodes(data)
+    if not episodes:
+        raise ValueError(f"--data {data}: every episode file is corrupt (see the warnings above)")
+    defaults = {f.name: f.default for f in dataclasses.fields(cls.config_class) if f.init}
+    n_obs_steps = policy_kwargs.get("n_obs_steps", defaults["n_obs_steps"])
+    horizon = policy_kwargs.get("horizon", defaults["horizon"])
+    windows = EpisodeWindows(episodes, n_obs_steps=n_obs_steps, horizon=horizon, obs_keys=obs_keys)
+    data_info = {
+        "dir": str(data),
+        "episodes": windows.num_episodes,
+        "samples": len(windows),
+        "obs_keys": list(windows.obs_keys),
+        "digest": data_digest(windows),
+    }
+
+    torch.manual_seed(config.seed)  # initial weights
+    policy = make_policy(
+        policy_name, obs_dim=windows.obs_dim, action_dim=windows.action_dim, obs_keys=windows.obs_keys, **policy_kwargs
+    )
+    checkpoint = run_dir / CHECKPOINT_NAME
+    # Only now, with data and policy checked, is the run directory touched (--overwrite deletes the old run).
+    state = _existing_state(run_dir, checkpoint, resume=resume, overwrite=overwrite)
+    if state is None:
+        policy.fit_normalizer(windows.obs, windows.actions)
+    else:
+        _check_resume(state, checkpoint, policy, config, data_info)
+        policy.load_checkpoint_weights(state["policy"])
+    trainer = Trainer(
+        policy,
+        windows,
+        config,
+        run_dir=run_dir,
+        data_info=data_info,
+        progress=progress,
+        hparams_extra={"data_dir": str(data)},
+    )
+    if state is not None:
+        trainer.load_state_dict(state)
+        trainer.last_checkpoint = checkpoint
+    result = trainer.train()
+    write_json_atomic(run_dir / SUMMARY_NAME, _summary(result, policy_name, config, data_info, run_dir))
+    return result
+
+
+def _existing_state(run_dir: Path, checkpoint: Path, *, resume: bool, overwrite: bool) -> dict[str, Any] | None:
+    """The checkpoint to resume from (None to start fresh), after clearing stale or overwritten files."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--run {run_dir} exists and is not a directory")
+    for stale in run_dir.glob("**/.*.tmp"):  # temp files of a write that was killed
+        stale.unlink(missing_ok=True)
+    if resume:
+        if not checkpoint.exists():
+            raise ValueError(f"--resume: no checkpoint at {checkpoint} (nothing to resume; run without --resume)")
+        try:
+            return load_train_state(checkpoint)
+        except CheckpointError as exc:
+            raise CheckpointError(exc.path, f"--resume: cannot resume from it: {exc.reason}") from None
+    ours = _run_files(run_dir)
+    if ours and not overwrite:
+        raise ValueError(
+            f"--run {run_dir} already holds a run ({ours[0].name}, ...); pass --resume to continue it or "
+            f"--overwrite to start over"
+        )
+    for path in ours:
+        path.unlink()
+    return None
+
+
+def _run_files(run_dir: Path) -> list[Path]:
+    """The files a run writes (checkpoints, policy, summary, TensorBoard events) that exist in ``run_dir``."""
+    if not run_dir.is_dir():
+        return []
+    files = [run_dir / CHECKPOINT_NAME, run_dir / POLICY_NAME, run_dir / SUMMARY_NAME]
+    return [p for p in files if p.exists()] + sorted(run_dir.glob("events.out.tfevents.*"))
+
+
+def _check_resume(
+    state: dict[str, Any], checkpoint: Path, policy: Policy, config: TrainConfig, data_info: dict[str, Any]
+) -> None:
+    """Refuse to resume with another policy, policy config, hyperparameters or data than the checkpoint's."""
+    saved = state["policy"]
+    if saved.get("policy") != policy.name:
+        raise ValueError(f"--resume: {checkpoint} trains a {saved.get('policy')!r} policy, not {policy.name!r}")
+    mine = policy.config.to_dict()
+    theirs = saved.get("config", {})
+    diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if diff:
+        shown = ", ".join(f"{k}: {theirs.get(k)!r} in the checkpoint, {mine.get(k)!r} now" for k in diff)
+        raise ValueError(f"--resume: the policy config differs from {checkpoint} ({shown})")
+    try:
+        saved_config = TrainConfig.from_dict(state["train_config"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(checkpoint, f"--resume: bad train_config in the checkpoint: {exc}") from None
+    changed = config.changed_fields(saved_config)
+    if changed:
+        shown = ", ".join(
+            f"{k}: {getattr(saved_config, k)!r} in the checkpoint, {getattr(config, k)!r} now" for k in changed
+        )
+        raise ValueError(f"--resume: hyperparameters differ from {checkpoint} ({shown}); only the budget may change")
+    saved_data = state["data"]
+    if saved_data.get("digest") != data_info["digest"]:
+        raise ValueError(
+            f"--resume: --data is not the data {checkpoint} was trained on ({data_info['episodes']} episodes, "
+            f"{data_info['samples']} samples now; {saved_data.get('episodes')} episodes, {saved_data.get('samples')} "
+            f"samples then, from {saved_data.get('dir')})"
+        )
+    progress = state["progress"]
+    if config.steps is not None and progress["step"] >= config.steps:
+        raise ValueError(
+            f"--resume: {checkpoint} is at step {progress['step']}, the budget --steps {config.steps} is used up; "
+            f"raise --steps to train longer"
+        )
+    if config.budget_s is not None and progress["elapsed_s"] >= config.budget_s:
+        raise ValueError(
+            f"--resume: {checkpoint} has trained {progress['elapsed_s'] / 60:.2f} min, the budget --minutes "
+            f"{config.minutes} is used up; raise --minutes to train longer"
+        )
+
+
+def _summary(
+    result: TrainResult, policy_name: str, config: TrainConfig, data_info: dict[str, Any], run_dir: Path
+) -> dict[str, Any]:
+    return {
+        "policy": policy_name,
+        "steps": result.steps,
+        "samples": result.samples,
+        "elapsed_s": round(result.elapsed_s, 3),
+        "stopped_by": result.stopped_by,
+        "it_per_s_last_segment": round(result.it_per_s, 3),
+        "last_terms": result.last_terms,
+        "train_config": config.to_dict(),
+        "data": data_info,
+        "policy_file": str(run_dir / POLICY_NAME),
+        "checkpoint": str(run_dir / CHECKPOINT_NAME),
+    }
