@@ -2,6 +2,7 @@
 
 import json
 
+import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
@@ -55,7 +56,7 @@ def test_velocity_command_moves_at_the_commanded_speed(make_env):
 
 @pytest.mark.parametrize("y", [0.0, 0.04])
 def test_obstacle_blocks_and_a_contact_is_one_collision(make_env, y):
-    env = make_env(ENV_ID, max_steps=100)
+    env = make_env(ENV_ID, max_steps=100, end_on_collision=False)
     env.reset(seed=0)
     u = env.unwrapped
     reach = u.config.obstacle_radius + u.config.agent_radius
@@ -79,7 +80,7 @@ def test_obstacle_blocks_and_a_contact_is_one_collision(make_env, y):
 
 
 def test_driving_into_the_obstacle_leaves_the_side_undecided(make_env):
-    env = make_env(ENV_ID, max_steps=25)
+    env = make_env(ENV_ID, max_steps=25, end_on_collision=False)
     env.reset(seed=6)
     for _ in range(25):
         _, _, terminated, truncated, info = env.step(np.array([1.0, 0.0]))
@@ -87,6 +88,43 @@ def test_driving_into_the_obstacle_leaves_the_side_undecided(make_env):
     metrics = info["metrics"]
     assert metrics["side"] == 0.0 and metrics["success"] == 0.0 and metrics["collisions"] == 1.0
     assert metrics["min_clearance"] < 0.0 and metrics["steps"] == 25.0
+
+
+def test_first_contact_ends_the_episode_as_a_failure_by_default(make_env):
+    env = make_env(ENV_ID)
+    env.reset(seed=6)
+    penalty = env.unwrapped.config.collision_penalty
+    steps = 0
+    terminated = truncated = False
+    while not (terminated or truncated):
+        _, _, terminated, truncated, info = env.step(np.array([1.0, 0.0]))
+        steps += 1
+    assert terminated and not truncated and info["collisions"] == 1.0
+    assert info["reward_collision"] == -penalty and info["reward_success"] == 0.0
+    metrics = info["metrics"]
+    assert metrics["success"] == 0.0 and metrics["collisions"] == 1.0 and metrics["steps"] == float(steps)
+    with pytest.raises(RuntimeError, match="ended"):
+        env.step(np.zeros(2))
+
+
+def test_without_end_on_collision_a_bump_then_the_goal_is_a_success(make_env):
+    env = make_env(ENV_ID, end_on_collision=False)
+    env.reset(seed=3)
+    u = env.unwrapped
+    for _ in range(12):  # into the obstacle
+        _, _, terminated, _, info = env.step(np.array([1.0, 0.0]))
+    assert info["collisions"] == 1.0 and info["in_contact"] and not terminated
+    for _ in range(200):
+        goal, agent = u.goal_position(), u.agent_position()
+        around = (
+            np.array([0.0, 1.0]) if abs(agent[1]) < 0.14 and agent[0] < 0.05 else np.clip((goal - agent) * 20, -1, 1)
+        )
+        _, _, terminated, truncated, info = env.step(around)
+        if terminated or truncated:
+            break
+    assert terminated and info["metrics"]["success"] == 1.0 and info["metrics"]["collisions"] >= 1.0
+    with pytest.raises(ValueError, match="end_on_collision"):
+        gym.make(ENV_ID, end_on_collision=1)
 
 
 def test_success_terminates_with_the_bonus(make_env):

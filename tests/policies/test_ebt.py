@@ -125,7 +125,7 @@ def test_inference_steps_and_early_stop():
     policy.predict_action({"obs": obs})
     assert policy.last_nfe.tolist() == [1] * 6
     with pytest.raises(ValueError, match="inference_steps"):
-        EBTConfig(**DIMS, inference_steps=3)
+        EBTConfig(**DIMS, inference_steps=17)
 
 
 def test_batch_independence():
@@ -193,7 +193,7 @@ def test_save_load_same_actions_with_same_seed(tmp_path):
 
 def test_ebt_dsm_adds_the_dsm_term():
     obs, act = unimodal_data(8)
-    policy = build("ebt-dsm", dsm_weight=0.5)
+    policy = build("ebt-dsm", dsm_weight=0.5, mse_weight=1.0)
     assert isinstance(policy, EBTDSMPolicy) and isinstance(policy.config, EBTDSMConfig)
     policy.train()
     loss, terms = policy.compute_loss({"obs": obs, "action": act})
@@ -214,5 +214,79 @@ def test_config_validation():
         EBTConfig(**DIMS, step_scale_range=(2.0, 1.0))
     with pytest.raises(ValueError, match="momentum"):
         EBTConfig(**DIMS, momentum=1.0)
+    with pytest.raises(ValueError, match="energy_form"):
+        EBTConfig(**DIMS, energy_form="sum")
+    with pytest.raises(ValueError, match="step_schedule"):
+        EBTConfig(**DIMS, step_schedule="cosine")
+    with pytest.raises(ValueError, match="dsm_sigma_max"):
+        EBTConfig(**DIMS, dsm_sigma=0.5, dsm_sigma_max=0.1)
+    with pytest.raises(ValueError, match="nothing would train"):
+        EBTConfig(**DIMS, mse_weight=0.0)
     config = EBTConfig(**DIMS, step_scale_range=[0.5, 2.0])
     assert EBTConfig.from_dict(config.to_dict()) == config
+
+
+def test_ebt_dsm_defaults_train_by_dsm_alone_with_the_residual_energy():
+    obs, act = unimodal_data(8)
+    policy = build("ebt-dsm", n_layers=2)
+    c = policy.config
+    assert (c.energy_form, c.mse_weight, c.causal_actions) == ("residual", 0.0, False)
+    policy.train()
+    loss, terms = policy.compute_loss({"obs": obs, "action": act})
+    assert set(terms) == {"loss", "dsm", "energy_first", "energy_last", "alpha", "grad_norm_a"}
+    assert terms["loss"] == pytest.approx(terms["dsm"]) and int(policy.train_step) == 1
+    loss.backward()
+    missing = [n for n, p in policy.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert not missing, missing  # the DSM term alone reaches every energy parameter (through create_graph)
+
+    norm = policy.normalize_batch({"obs": obs, "action": act}, with_action=True)
+    memory = policy.backbone.encode(norm["obs"])
+    out = policy.backbone.decode(memory, norm["action"])
+    expected = 0.5 * (norm["action"] - out).pow(2).sum(dim=(1, 2)) / c.alpha
+    torch.testing.assert_close(policy.energy(norm["obs"], norm["action"]), expected)
+    assert bool((expected >= 0).all())
+
+
+def test_step_schedules():
+    policy = build("ebt-dsm", step_schedule="geometric", dsm_sigma_max=1.0)
+    assert policy.step_scales(1) == [1.0]
+    assert policy.step_scales(2) == pytest.approx([1 - math.sqrt(0.05), 1.0])  # sigma 1 -> sqrt(0.05) -> 0
+    four = policy.step_scales(4)
+    assert four[:3] == pytest.approx([1 - 0.05**0.25] * 3) and four[3] == 1.0
+    assert build("ebt").step_scales(3) == [1.0, 1.0, 1.0]
+
+
+def bimodal_data(n: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Every observation is followed by one of two chunks, +0.8 or -0.8 on both action dims, half each."""
+    rng = np.random.default_rng(seed)
+    obs = rng.uniform(-1, 1, size=(n, 2, 3)).astype(np.float32)
+    sign = np.where(np.arange(n) % 2 == 0, 1.0, -1.0).astype(np.float32)
+    act = np.broadcast_to(0.8 * sign[:, None, None], (n, 8, 2)).astype(np.float32)
+    return obs, act + rng.normal(0, 0.02, size=act.shape).astype(np.float32)
+
+
+def test_ebt_dsm_keeps_both_modes_where_ebt_averages_them():
+    """On two-mode data, trained ebt-dsm samples both modes; EBT trained the same way lands near their mean."""
+    obs, act = bimodal_data()
+    results = {}
+    for name in ("ebt", "ebt-dsm"):
+        torch.manual_seed(0)
+        policy = make_policy(name, **DIMS, **TINY).fit_normalizer(obs.reshape(-1, 3), act.reshape(-1, 2))
+        opt = torch.optim.AdamW(policy.parameters(), lr=2e-3)
+        rng = np.random.default_rng(1)
+        policy.train()
+        for _ in range(500):
+            idx = rng.integers(0, len(obs), 64)
+            loss, _ = policy.compute_loss({"obs": obs[idx], "action": act[idx]})
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        policy.eval()
+        torch.manual_seed(2)
+        with torch.no_grad():
+            chunks = policy.predict_action({"obs": np.repeat(obs[:1], 256, axis=0)})  # (256, 8, 2)
+        results[name] = chunks.mean(dim=(1, 2))  # (256,) near +0.8, -0.8 or 0 (the mean)
+    dsm, ebt = results["ebt-dsm"], results["ebt"]
+    plus, minus = float((dsm > 0.4).float().mean()), float((dsm < -0.4).float().mean())
+    assert plus >= 0.15 and minus >= 0.15 and plus + minus >= 0.8, (plus, minus)
+    assert float((ebt.abs() < 0.4).float().mean()) >= 0.75, ebt

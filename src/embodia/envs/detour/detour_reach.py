@@ -32,7 +32,13 @@ holds both modes from every start. It is still an ordinary Gymnasium env: equal 
 
 Reward = ``reward_progress`` (decrease of the agent-goal distance) + ``reward_success`` (+1 on success) +
 ``reward_collision`` (``-collision_penalty`` for each new contact with the obstacle); the terms are in ``info``.
-Success: agent within ``goal_radius`` (5 cm) of the goal -> terminated. The agent moves in a straight line within
+Success: agent within ``goal_radius`` (5 cm) of the goal without having touched the obstacle -> terminated. The
+task is to pass the obstacle, so by default (``end_on_collision=True``) the first contact ends the episode as a
+failure (terminated, ``success`` 0). With ``end_on_collision=False`` the agent may touch, push against and slide
+along the obstacle and still succeed by reaching the goal: a policy that averages the two modes drives into the
+obstacle, and in closed loop it usually gets round it after the bump (an MLP trained on the paired demonstrations
+reached the goal in 92 % of 50 episodes with a collision in every one), so that variant does not measure
+whether a policy chose a side. The agent moves in a straight line within
 a step (constant velocity command, free space), so contact is detected on the swept segment of the step: the agent
 touches the obstacle when that segment comes within ``obstacle_radius + agent_radius + CONTACT_TOLERANCE`` of its
 centre (this also catches a graze between two control steps); a collision is a step that touches after one that
@@ -233,6 +239,7 @@ class DetourReachEnv(MjSpecEnv, EzPickle):
         rgb: add a top-camera ``rgb`` image to the observation.
         rgb_size: side of that image, pixels.
         paired_starts: seeds ``2k`` and ``2k + 1`` share the start and goal (see the module docstring).
+        end_on_collision: the first contact with the obstacle ends the episode as a failure (module docstring).
         max_steps: truncation limit (metrics are in ``info`` when it hits).
         render_mode: ``"rgb_array"``, ``"depth_array"`` or None.
         width: ``render()`` width.
@@ -255,8 +262,14 @@ class DetourReachEnv(MjSpecEnv, EzPickle):
         render_mode: str | None = None,
         width: int = 240,
         height: int = 240,
+        end_on_collision: bool = True,
     ) -> None:
-        EzPickle.__init__(self, config, rgb, rgb_size, paired_starts, max_steps, render_mode, width, height)
+        EzPickle.__init__(
+            self, config, rgb, rgb_size, paired_starts, max_steps, render_mode, width, height, end_on_collision
+        )
+        if not isinstance(end_on_collision, bool):
+            raise ValueError(f"end_on_collision must be a bool, got {end_on_collision!r}")
+        self.end_on_collision = end_on_collision
         super().__init__(
             frame_skip=self.FRAME_SKIP, render_mode=render_mode, width=width, height=height, camera=TOP_CAMERA
         )
@@ -356,14 +369,15 @@ class DetourReachEnv(MjSpecEnv, EzPickle):
         self._collisions += int(new_collision)
 
         distance = self.distance()
-        success = distance <= self.config.goal_radius
+        failed = self.end_on_collision and self._collisions > 0
+        success = distance <= self.config.goal_radius and not failed
         terms = {
             "reward_progress": self._distance - distance,
             "reward_success": 1.0 if success else 0.0,
             "reward_collision": -self.config.collision_penalty if new_collision else 0.0,
         }
         self._distance = distance
-        return self._end_step(terms, info, terminated=success, outcome=success)
+        return self._end_step(terms, info, terminated=success or failed, outcome=success)
 
     # ------------------------------------------------------------------ helpers
     def _step_info(self) -> dict[str, Any]:
@@ -409,4 +423,5 @@ class DetourReachEnv(MjSpecEnv, EzPickle):
             "rgb_size": self.rgb_size,
             "paired_starts": self.paired_starts,
             "max_steps": self.max_steps,
+            "end_on_collision": self.end_on_collision,
         }

@@ -27,8 +27,10 @@ from embodia.envs.experts import SIDES, paired_side
 class DetourExpertConfig:
     """Distances and gains of the detour expert."""
 
-    clearance: float = 0.03
-    """Distance kept between the agent's and the obstacle's surfaces while going around, m."""
+    clearance: float = 0.06
+    """Distance kept between the agent's and the obstacle's surfaces while going around, m (the path keeps at least
+    half of it). Wide, so that a policy imitating it has centimetres to spare: DetourReach tests whether a policy
+    picks a side, not how precisely it skirts the obstacle (a touch ends the episode)."""
     radial_gain: float = 10.0
     """Outward velocity per metre inside the safety circle, relative to full speed, 1/m."""
 

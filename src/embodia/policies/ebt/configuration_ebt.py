@@ -12,7 +12,14 @@ from dataclasses import dataclass
 
 from embodia.policies.transformer_config import TransformerPolicyConfig
 
-__all__ = ["EBTConfig", "EBTDSMConfig"]
+__all__ = ["MAX_INFERENCE_STEPS", "EBTConfig", "EBTDSMConfig"]
+
+ENERGY_FORMS = ("mean", "residual")
+"""How the energy is read off the transformer's per-token outputs (see ``EBTConfig.energy_form``)."""
+STEP_SCHEDULES = ("constant", "geometric")
+"""Inference step-size schedules (see ``EBTConfig.step_schedule``)."""
+MAX_INFERENCE_STEPS = 16
+"""Upper bound of ``inference_steps`` (EBT-Policy itself uses 2; more steps are for ablations)."""
 
 
 def _check_int(name: str, value: object, low: int) -> None:
@@ -33,6 +40,11 @@ class EBTConfig(TransformerPolicyConfig):
     Actions are found by Nesterov gradient descent on ``E`` from ``a₀ ~ N(0, I)`` (normalised action space)
     with per-sample step size ``α_i = alpha · exp(clamp(E, ±energy_clamp)) / alpha_temperature``.
     """
+
+    energy_form: str = "mean"
+    """``"mean"``: E = mean over (Tp, Da) of the per-token outputs (EBT-Policy). ``"residual"``: E =
+    ½‖a − D(obs, a)‖² / alpha with D the per-token outputs, so one descent step of size α lands near D(a)
+    (a denoiser-shaped energy, Salimans & Ho 2021; used by ``"ebt-dsm"``)."""
 
     # ----------------------------------------------------------------------------------------- descent
     alpha: float = 1000.0
@@ -65,11 +77,18 @@ class EBTConfig(TransformerPolicyConfig):
     dsm_weight: float = 0.0
     """Weight of the denoising-score-matching term (0 for ``"ebt"``; ``"ebt-dsm"`` uses > 0)."""
     dsm_sigma: float = 0.1
-    """Noise std σ of the DSM term in normalised action space."""
+    """Smallest noise std σ of the DSM term in normalised action space ..."""
+    dsm_sigma_max: float = 0.1
+    """... and the largest: σ is drawn per sample, log-uniform in [dsm_sigma, dsm_sigma_max] (equal: one level)."""
+    mse_weight: float = 1.0
+    """Weight of EBT's unrolled MSE(a_i, a*) term (> 0 unless the DSM term trains the energy alone)."""
 
     # ----------------------------------------------------------------------------------------- inference
     inference_steps: int = 2
-    """Maximal descent steps at inference (EBT-Policy converges in 2; at most 2 allowed)."""
+    """Maximal descent steps at inference: EBT-Policy's budget is 2 (the default); up to 16 for ablations."""
+    step_schedule: str = "constant"
+    """Inference step-size multipliers: ``"constant"`` (EBT-Policy) or ``"geometric"`` (a noise-level ladder from
+    ``dsm_sigma_max`` down to ``dsm_sigma``, for the residual energy; see ``EBTPolicy.step_scales``)."""
     grad_tol: float = 1e-3
     """Inference: a sample stops descending once ‖∇ₐE‖_F < grad_tol (dynamic compute; 0 = never)."""
     energy_threshold: float | None = None
@@ -84,8 +103,11 @@ class EBTConfig(TransformerPolicyConfig):
         _check_int("n_obs_layers", self.n_obs_layers, 0)
         _check_int("best_of_n", self.best_of_n, 1)
         _check_int("inference_steps", self.inference_steps, 1)
-        if self.inference_steps > 2:
-            raise ValueError(f"inference_steps must be 1 or 2 (EBT-Policy's budget), got {self.inference_steps}")
+        if self.inference_steps > MAX_INFERENCE_STEPS:
+            raise ValueError(
+                f"inference_steps must be <= {MAX_INFERENCE_STEPS} (EBT-Policy's budget is 2), "
+                f"got {self.inference_steps}"
+            )
         _check_int("train_steps_max", self.train_steps_max, self.train_steps_min)
         if self.d_model % 2 or self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be even and divisible by n_heads ({self.n_heads})")
@@ -93,9 +115,17 @@ class EBTConfig(TransformerPolicyConfig):
             0 <= self.dropout < 1
         ):
             raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
-        for name in ("alpha", "alpha_temperature", "energy_clamp", "dsm_sigma"):
+        for name in ("alpha", "alpha_temperature", "energy_clamp", "dsm_sigma", "dsm_sigma_max"):
             _check_float(name, getattr(self, name))
-        for name in ("momentum", "langevin_sigma_start", "langevin_sigma_end", "grad_tol", "dsm_weight"):
+        if self.energy_form not in ENERGY_FORMS:
+            raise ValueError(f"energy_form must be one of {ENERGY_FORMS}, got {self.energy_form!r}")
+        if self.step_schedule not in STEP_SCHEDULES:
+            raise ValueError(f"step_schedule must be one of {STEP_SCHEDULES}, got {self.step_schedule!r}")
+        if self.dsm_sigma_max < self.dsm_sigma:
+            raise ValueError(f"dsm_sigma_max ({self.dsm_sigma_max}) must be >= dsm_sigma ({self.dsm_sigma})")
+        if not (self.mse_weight > 0 or self.dsm_weight > 0):
+            raise ValueError("mse_weight and dsm_weight are both 0: nothing would train the energy")
+        for name in ("momentum", "langevin_sigma_start", "langevin_sigma_end", "grad_tol", "dsm_weight", "mse_weight"):
             _check_float(name, getattr(self, name), strict=False)
         if self.momentum >= 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
@@ -114,13 +144,30 @@ class EBTConfig(TransformerPolicyConfig):
 
 @dataclass(kw_only=True)
 class EBTDSMConfig(EBTConfig):
-    """``"ebt-dsm"``: EBT plus a denoising-score-matching term that shapes ∇ₐE into a (multimodal) score."""
+    """``"ebt-dsm"`` (ours): an energy trained by multi-scale denoising score matching, so it can hold several modes.
+
+    Same model, descent (Nesterov, ``α·exp(E)/T``, ≤ 2 steps, early stop, best-of-N) and code as ``"ebt"``; what
+    differs are these defaults: the residual energy ``E = ½‖a − D(obs, a)‖²/α`` (a descent step of size α lands
+    near the denoiser output D), trained by DSM alone over noise levels σ ∈ [0.05, 2] (EBT's unrolled MSE pulls
+    every start to the mean of the modes, so it is off), and action tokens that attend to the whole chunk (with
+    causal attention the first tokens decide their side from their own noise only, and chunks blur).
+    """
 
     dsm_weight: float = 1.0
     """Weight of the DSM term (must be > 0 for this variant)."""
-    grad_tol: float = 1e-6
-    """Lower than ``"ebt"``'s 1e-3: DSM scales ∇ₐE to ``σε/α_i`` (‖∇ₐE‖_F ~ 1e-4 for the defaults), so 1e-3
-    would stop every sample before its first step."""
+    energy_form: str = "residual"
+    """Residual energy (see ``EBTConfig.energy_form``)."""
+    mse_weight: float = 0.0
+    """EBT's unrolled MSE term, off: it makes the descent from any start land on the mean of the modes."""
+    dsm_sigma: float = 0.05
+    """Smallest DSM noise level."""
+    dsm_sigma_max: float = 2.0
+    """Largest DSM noise level (above the N(0, I) start's scale: measured better than 1.0 on DetourReach)."""
+    causal_actions: bool = False
+    """Every action token sees the whole chunk, so the whole chunk decides its mode together."""
+    grad_tol: float = 1e-4
+    """Early stop once ‖∇ₐE‖_F = ‖(I − ∂D/∂a)ᵀ(a − D)‖/α < 1e-4, i.e. the chunk is within ~0.1 (normalised, in
+    Frobenius norm) of its denoised estimate."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -14,7 +14,7 @@ Descent (inference and training)::
         α_i = α · exp(clamp(E, ±energy_clamp)) / T   (per sample; ×U(scale range) in training)
         v  ← μ v − α_i g;  a ← a + v  (+ σ_t ξ Langevin noise, training only)
 
-Inference (:meth:`EBTPolicy.predict_action`): at most ``inference_steps`` (≤ 2) steps, no noise and no
+Inference (:meth:`EBTPolicy.predict_action`): at most ``inference_steps`` (2 by default) steps, no noise and no
 randomisation; a sample stops (its step is not taken and it is not evaluated again) once
 ``‖g‖_F < grad_tol`` or, optionally, ``E < energy_threshold``. ``last_nfe`` ``(B,)`` counts the gradient
 evaluations per sample (summed over the N candidates with best-of-N); one extra forward without backward
@@ -26,15 +26,22 @@ Training (:meth:`EBTPolicy.compute_loss`): unroll K ~ U{train_steps_min..train_s
 and cosine-annealed Langevin noise; loss = mean over the K steps of MSE(a_i, a*). In eval mode (or under
 ``torch.no_grad()``) K = ``train_steps_max`` and there is no randomisation (validation losses).
 
-``"ebt-dsm"`` (:class:`EBTDSMPolicy`) adds denoising score matching. With ``ã = a* + σε``, the score of the
-σ-smoothed data is ``∇ log p_σ(ã) ≈ −ε/σ``, and an energy is ``E ∝ −log p``, so ``∇ₐE`` should point along
-``+ε``: the descent step ``ã − α_i ∇ₐE(ã)`` then moves the noisy action back toward the data. Its scale is fixed
-so that one plain descent step lands on Tweedie's denoised estimate ``ã − σε``::
+``"ebt-dsm"`` (:class:`EBTDSMPolicy`, ours) trains the energy by denoising score matching. With
+``ã = a* + σε``, the score of the σ-smoothed data is ``∇ log p_σ(ã) ≈ −ε/σ``, and an energy is ``E ∝ −log p``, so
+``∇ₐE`` should point along ``+ε``: the descent step ``ã − α_i ∇ₐE(ã)`` then moves the noisy action back toward the
+data. Its scale is fixed so that one plain descent step lands on Tweedie's denoised estimate ``ã − σε``::
 
-    dsm = mean over (B, Tp, Da) of ( α_i(ã) · ∇ₐE(obs, ã) / σ − ε )²     (α_i detached)
+    dsm = mean over (B, Tp, Da) of ( α_i(ã) · ∇ₐE(obs, ã) / σ − ε )²     (α_i detached, σ ~ logU[σ_min, σ_max])
 
-i.e. ``−∇ₐE = (σ²/α_i) · score``: the usual σ²-weighted DSM on the gradient field, in the units of the descent.
-The term is ``dsm_weight · dsm`` (an energy whose gradient is a score can hold several modes per state).
+i.e. ``−∇ₐE = (σ²/α_i) · score``: the usual σ²-weighted DSM on the gradient field, in the units of the descent,
+over noise levels up to the scale of the N(0, I) start. The term is ``dsm_weight · dsm``; ``"ebt-dsm"`` sets
+``mse_weight`` to 0 (the unrolled MSE from pure noise has the mean of the modes as its optimum, whatever the
+start), which also makes a training step first-order in the unroll (one DSM pass, ~3x faster). Its energy is
+the residual form ``E = ½‖a − D(obs, a)‖²/α`` (``energy_form="residual"``; Salimans & Ho 2021), so a descent
+step of size α lands near the denoiser output D(a), and its action tokens attend to the whole chunk. The
+residual also scores a chunk: a blurred chunk between two modes has a large one, so best-of-N by final energy
+keeps chunks that commit to a mode. ``step_schedule="geometric"`` (an option) replaces the constant step with a
+deterministic DDIM-like noise ladder: step k moves ``1 − σ_{k+1}/σ_k`` of the way to D(a).
 
 EMA of weights is left to the trainer (it is a property of the optimisation, not of the model).
 """
@@ -90,8 +97,11 @@ class EBTPolicy(Policy):
         return self._energy(self.backbone.encode(obs), action)
 
     def _energy(self, memory: Tensor, action: Tensor) -> Tensor:
-        """``memory`` ``(B, M, d)``, ``action`` ``(B, Tp, Da)`` -> ``(B,)``: mean of the per-token outputs."""
-        return self.backbone.decode(memory, action).mean(dim=(1, 2))  # (B,)
+        """``memory`` ``(B, M, d)``, ``action`` ``(B, Tp, Da)`` -> ``(B,)`` (``energy_form``, module docstring)."""
+        out = self.backbone.decode(memory, action)  # (B, Tp, Da)
+        if self.config.energy_form == "residual":
+            return 0.5 * (action - out).pow(2).sum(dim=(1, 2)) / self.config.alpha  # (B,)
+        return out.mean(dim=(1, 2))  # (B,)
 
     def _energy_and_grad(self, memory: Tensor, action: Tensor, create_graph: bool) -> tuple[Tensor, Tensor]:
         """``(E (B,), ∇ₐE (B, Tp, Da))``; ``action`` must require grad. Enables grad locally."""
@@ -104,6 +114,22 @@ class EBTPolicy(Policy):
         """Per-sample step ``α·exp(clamp(E, ±energy_clamp))/T`` ``(B,)`` from energies ``(B,)``."""
         c = self.config
         return c.alpha * torch.exp(energy.clamp(-c.energy_clamp, c.energy_clamp)) / c.alpha_temperature
+
+    def step_scales(self, steps: int) -> list[float]:
+        """Inference multipliers of α_i for steps 0..steps-1 (``step_schedule``).
+
+        ``"constant"``: all 1. ``"geometric"``: step k moves ``1 − σ_{k+1}/σ_k`` of the way, with
+        ``σ_k = dsm_sigma_max · (dsm_sigma / dsm_sigma_max)^(k/steps)`` for k < steps and σ_steps = 0 (the last step
+        goes all the way; 2 steps from σ = 1 to 0.05: σ 1 → 0.22 → 0). With the residual energy a step of size α
+        lands on the denoiser's estimate D(a), so this is the deterministic (DDIM-like) noise-level ladder
+        ``a ← D(a) + (σ_{k+1}/σ_k)(a − D(a))``.
+        """
+        c = self.config
+        if c.step_schedule == "constant" or steps <= 1:
+            return [1.0] * steps
+        ratio = (c.dsm_sigma / c.dsm_sigma_max) ** (1.0 / steps)
+        sigmas = [c.dsm_sigma_max * ratio**k for k in range(steps)] + [0.0]
+        return [1.0 - sigmas[k + 1] / sigmas[k] for k in range(steps)]
 
     def langevin_sigma(self, step: int | None = None) -> float:
         """Langevin noise std at training step ``step`` (default: the current ``train_step``), cosine-annealed."""
@@ -137,6 +163,7 @@ class EBTPolicy(Policy):
         active = torch.ones(batch, dtype=torch.bool, device=a.device)  # (B,)
         nfe = torch.zeros(batch, dtype=torch.long, device=a.device)  # (B,)
         energy_first = None
+        scales = self.step_scales(steps)
         for step in range(steps):
             idx = active.nonzero().squeeze(1)  # (b,) samples still descending
             if idx.numel() == 0:
@@ -151,7 +178,8 @@ class EBTPolicy(Policy):
             if c.energy_threshold is not None:
                 stop |= energy < c.energy_threshold
             go = ~stop
-            v_new = c.momentum * v[idx] - self.step_size(energy)[:, None, None] * grad  # (b, Tp, Da)
+            alpha = scales[step] * self.step_size(energy)  # (b,)
+            v_new = c.momentum * v[idx] - alpha[:, None, None] * grad  # (b, Tp, Da)
             moved = idx[go]
             v[moved] = v_new[go]
             a[moved] = a[moved] + v_new[go]
@@ -211,6 +239,13 @@ class EBTPolicy(Policy):
             k, sigma = c.train_steps_max, 0.0
 
         memory = self.backbone.encode(norm["obs"])  # (B, M, d); no graph under torch.no_grad()
+        if c.mse_weight == 0:  # DSM alone: no unrolled descent
+            with torch.enable_grad():
+                dsm, extras = self._dsm(memory, target, weight, denom, create_graph)
+            if randomise:
+                self.train_step += 1
+            loss = c.dsm_weight * dsm
+            return loss, {"loss": float(loss.detach()), "dsm": float(dsm.detach()), **extras}
         with torch.enable_grad():  # the descent needs ∇ₐE even under torch.no_grad()
             a = torch.randn_like(target)  # (B, Tp, Da)
             v = torch.zeros_like(a)
@@ -239,10 +274,10 @@ class EBTPolicy(Policy):
                 if c.detach_between_steps:
                     a, v = a.detach(), v.detach()
             mse = torch.stack(mses).mean()
-            loss = mse
+            loss = c.mse_weight * mse
             terms: dict[str, float] = {}
             if c.dsm_weight > 0:
-                dsm = self._dsm(memory, target, weight, denom, create_graph)
+                dsm, _ = self._dsm(memory, target, weight, denom, create_graph)
                 loss = loss + c.dsm_weight * dsm
                 terms["dsm"] = float(dsm.detach())
         with torch.no_grad():
@@ -264,15 +299,32 @@ class EBTPolicy(Policy):
         }
         return loss, terms
 
-    def _dsm(self, memory: Tensor, target: Tensor, weight: Tensor, denom: Tensor, create_graph: bool) -> Tensor:
-        """Denoising score matching ``mean((α_i ∇ₐE(a* + σε) / σ − ε)²)`` (module docstring)."""
-        sigma = self.config.dsm_sigma
+    def _dsm(
+        self, memory: Tensor, target: Tensor, weight: Tensor, denom: Tensor, create_graph: bool
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Denoising score matching ``mean((α_i ∇ₐE(a* + σε) / σ − ε)²)``, σ log-uniform per sample (module doc).
+
+        Returns the term and, for logging, ``energy_first`` (E at ``ã = a* + σε``), ``energy_last`` (E after one
+        descent step from ã), ``alpha`` (mean α_i) and ``grad_norm_a`` (mean ‖∇ₐE(ã)‖_F).
+        """
+        c = self.config
+        b = target.shape[0]
+        u = torch.rand(b, device=target.device, dtype=target.dtype)  # (B,)
+        sigma = (math.log(c.dsm_sigma) + u * math.log(c.dsm_sigma_max / c.dsm_sigma)).exp()[:, None, None]
         eps = torch.randn_like(target)  # (B, Tp, Da)
         noisy = (target + sigma * eps).detach().requires_grad_(True)  # (B, Tp, Da)
         energy, grad = self._energy_and_grad(memory, noisy, create_graph=create_graph)
         alpha = self.step_size(energy.detach())  # (B,)
         err = (alpha[:, None, None] * grad / sigma - eps).pow(2)  # (B, Tp, Da)
-        return (err * weight).sum() / denom
+        with torch.no_grad():
+            stepped = noisy.detach() - alpha[:, None, None] * grad.detach()  # (B, Tp, Da)
+            extras = {
+                "energy_first": float(energy.detach().mean()),
+                "energy_last": float(self._energy(memory.detach(), stepped).mean()),
+                "alpha": float(alpha.mean()),
+                "grad_norm_a": float(grad.detach().flatten(1).norm(dim=1).mean()),
+            }
+        return (err * weight).sum() / denom, extras
 
 
 class EBTDSMPolicy(EBTPolicy):
