@@ -34,22 +34,26 @@ def build(name: str = "ebt", **overrides) -> EBTPolicy:
     return policy.fit_normalizer(obs.reshape(-1, 3), act.reshape(-1, 2))
 
 
-@pytest.fixture(scope="module")
-def trained() -> EBTPolicy:
-    """A tiny EBT trained for 200 steps on the unimodal data."""
-    obs, act = unimodal_data()
-    policy = build()
-    opt = torch.optim.AdamW(policy.parameters(), lr=1e-3)
+def train_tiny(policy: EBTPolicy, obs: np.ndarray, act: np.ndarray, steps: int, lr: float, batch: int) -> EBTPolicy:
+    """``steps`` AdamW steps (gradient norm clipped at 1) on random batches; returns the policy in eval mode."""
+    opt = torch.optim.AdamW(policy.parameters(), lr=lr)
     rng = np.random.default_rng(1)
     policy.train()
-    for _ in range(200):
-        idx = rng.integers(0, len(obs), 32)
+    for _ in range(steps):
+        idx = rng.integers(0, len(obs), batch)
         loss, _ = policy.compute_loss({"obs": obs[idx], "action": act[idx]})
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
         opt.step()
     return policy.eval()
+
+
+@pytest.fixture(scope="module")
+def trained() -> EBTPolicy:
+    """A tiny EBT trained for 200 steps on the unimodal data."""
+    obs, act = unimodal_data()
+    return train_tiny(build(), obs, act, steps=200, lr=1e-3, batch=32)
 
 
 def test_shapes_and_terms():
@@ -272,16 +276,7 @@ def test_ebt_dsm_keeps_both_modes_where_ebt_averages_them():
     for name in ("ebt", "ebt-dsm"):
         torch.manual_seed(0)
         policy = make_policy(name, **DIMS, **TINY).fit_normalizer(obs.reshape(-1, 3), act.reshape(-1, 2))
-        opt = torch.optim.AdamW(policy.parameters(), lr=2e-3)
-        rng = np.random.default_rng(1)
-        policy.train()
-        for _ in range(500):
-            idx = rng.integers(0, len(obs), 64)
-            loss, _ = policy.compute_loss({"obs": obs[idx], "action": act[idx]})
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        policy.eval()
+        train_tiny(policy, obs, act, steps=500, lr=2e-3, batch=64)
         torch.manual_seed(2)
         with torch.no_grad():
             chunks = policy.predict_action({"obs": np.repeat(obs[:1], 256, axis=0)})  # (256, 8, 2)
