@@ -6,6 +6,7 @@ resumes it, and checks that the result is bit-identical to an uninterrupted run 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -45,7 +46,7 @@ def demos(tmp_path_factory) -> Path:
 
 
 def scalars(run_dir: Path) -> EventAccumulator:
-    acc = EventAccumulator(str(run_dir))
+    acc = EventAccumulator(str(run_dir / "tb"))
     acc.Reload()
     return acc
 
@@ -152,6 +153,8 @@ def test_mlp_run_learns_and_writes_tensorboard_and_checkpoints(demos, tmp_path):
         for a, b in zip(policy.state_dict().values(), result.trained_policy.state_dict().values(), strict=True)
     )
     assert (run / "summary.json").is_file()
+    config = json.loads((run / "config.json").read_text())
+    assert config["policy"] == "mlp" and config["train_config"]["lr"] == 1e-3 and config["data"]["episodes"] == 6
 
 
 def test_ebt_run_logs_its_energy_terms(demos, tmp_path):

@@ -1,7 +1,8 @@
 """``embodia train``: train a policy on a directory of episode files into a run directory.
 
-A run directory holds TensorBoard event files, ``checkpoints/last.pt`` (training state), ``policy.pt`` (the run's
-policy) and, when training ends, ``summary.json``. Starting a run where a checkpoint already exists is refused
+A run directory holds ``config.json`` (the resolved policy and train configs and the data, written at the start),
+``tb/`` (TensorBoard event files), ``checkpoints/last.pt`` (training state), ``policy.pt`` (the run's policy) and,
+when training ends, ``summary.json``. Starting a run where a checkpoint already exists is refused
 unless ``resume`` (continue it, with the same data and hyperparameters; only the budget and the bookkeeping may
 change) or ``overwrite`` (delete the run's files and start over).
 """
@@ -24,11 +25,12 @@ from embodia.policies.factory import get_policy_class, make_policy
 from embodia.runtime.rollout import write_json_atomic
 from embodia.training.config import TrainConfig
 from embodia.training.state import load_train_state
-from embodia.training.trainer import CHECKPOINT_NAME, POLICY_NAME, Trainer, TrainResult
+from embodia.training.trainer import CHECKPOINT_NAME, POLICY_NAME, TENSORBOARD_DIR, Trainer, TrainResult
 
 __all__ = ["data_digest", "train_run"]
 
 SUMMARY_NAME = "summary.json"
+CONFIG_NAME = "config.json"
 
 
 def data_digest(windows: EpisodeWindows) -> str:
@@ -126,6 +128,8 @@ def train_run(
     if state is not None:
         trainer.load_state_dict(state)
         trainer.last_checkpoint = checkpoint
+    resolved = {"policy": policy_name, "policy_config": policy.config.to_dict(), "train_config": config.to_dict()}
+    write_json_atomic(run_dir / CONFIG_NAME, {**resolved, "data": data_info, "resumed_at_step": trainer.step})
     result = trainer.train()
     write_json_atomic(run_dir / SUMMARY_NAME, _summary(result, policy_name, config, data_info, run_dir))
     return result
@@ -159,8 +163,8 @@ def _run_files(run_dir: Path) -> list[Path]:
     """The files a run writes (checkpoints, policy, summary, TensorBoard events) that exist in ``run_dir``."""
     if not run_dir.is_dir():
         return []
-    files = [run_dir / CHECKPOINT_NAME, run_dir / POLICY_NAME, run_dir / SUMMARY_NAME]
-    return [p for p in files if p.exists()] + sorted(run_dir.glob("events.out.tfevents.*"))
+    files = [run_dir / CHECKPOINT_NAME, run_dir / POLICY_NAME, run_dir / SUMMARY_NAME, run_dir / CONFIG_NAME]
+    return [p for p in files if p.exists()] + sorted((run_dir / TENSORBOARD_DIR).glob("events.out.tfevents.*"))
 
 
 def _check_resume(

@@ -8,7 +8,7 @@ One :class:`Trainer` trains one :class:`~embodia.policies.base.Policy` on the sa
     loss.backward(); clip_grad_norm_(1.0)       # non-finite gradient norm -> TrainingDivergedError
     lr = lr · warm-up · cosine(progress); AdamW step; EMA update
 
-With a run directory the trainer writes TensorBoard event files into it (``train/loss``, ``train/lr``,
+With a run directory the trainer writes TensorBoard event files into its ``tb/`` (``train/loss``, ``train/lr``,
 ``train/grad_norm``, ``train/<term>`` for every loss term the policy reports, e.g. EBT's ``energy_first``,
 ``energy_last``, ``alpha``, ``grad_norm_a``, ``perf/samples_per_s``, ``perf/it_per_s`` and the hyperparameters as a
 text table under ``hparams``) and checkpoints atomically: ``checkpoints/last.pt`` (the full training state, see
@@ -40,12 +40,14 @@ from embodia.training.ema import EMA
 from embodia.training.schedule import lr_factor
 from embodia.training.state import save_train_state
 
-__all__ = ["CHECKPOINT_NAME", "POLICY_NAME", "TrainResult", "Trainer", "TrainingDivergedError"]
+__all__ = ["CHECKPOINT_NAME", "POLICY_NAME", "TENSORBOARD_DIR", "TrainResult", "Trainer", "TrainingDivergedError"]
 
 CHECKPOINT_NAME = "checkpoints/last.pt"
 """Training checkpoint inside a run directory."""
 POLICY_NAME = "policy.pt"
 """The run's policy (EMA weights when EMA is on) inside a run directory."""
+TENSORBOARD_DIR = "tb"
+"""TensorBoard event files inside a run directory."""
 
 
 class TrainingDivergedError(RuntimeError):
@@ -340,7 +342,8 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
 
         # purge_step: on resume, events the interrupted run logged after its checkpoint are hidden in TensorBoard.
-        writer = SummaryWriter(str(self.run_dir), purge_step=self.step + 1 if self.step > 0 else None)
+        log_dir = self.run_dir / TENSORBOARD_DIR
+        writer = SummaryWriter(str(log_dir), purge_step=self.step + 1 if self.step > 0 else None)
         if self.step == 0:
             writer.add_text("hparams", self.hparams_table(), global_step=0)
         return writer
