@@ -1,4 +1,4 @@
-"""The ``embodia`` command line: ``embodia {demo,collect,train,list} ...`` (``embodia <cmd> --help`` for options)."""
+"""The ``embodia`` command line: ``embodia {demo,collect,train,eval,list} ...`` (``--help`` for options)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,32 @@ DEMO_ENVS = (
 
 
 @dataclass
+class RolloutOptions:
+    """How episodes are run and written (shared by collect and eval)."""
+
+    env_kwargs: str = "{}"
+    """JSON object of keyword arguments for gymnasium.make, e.g. '{"city": {"blocks_x": 10, "blocks_y": 10}}'."""
+    overwrite: bool = False
+    """Replace episode files already in --out."""
+    progress: bool = True
+    """Show a progress bar."""
+    workers: int = 0
+    """Ray actors to run the episodes on (0: in this process); a local Ray instance is started on demand."""
+    ray_address: str | None = None
+    """HOST:PORT of a running Ray cluster (e.g. from `ray start --head --port 6379`) for the actors."""
+
+    def collect_kwargs(self) -> dict:
+        """Keyword arguments of :func:`embodia.runtime.collect.collect`."""
+        return {
+            "env_kwargs": _parse_json_object(self.env_kwargs, "--env-kwargs"),
+            "overwrite": self.overwrite,
+            "progress": self.progress,
+            "workers": self.workers,
+            "ray_address": self.ray_address,
+        }
+
+
+@dataclass
 class CollectCommand:
     """Run an environment's scripted expert and write one HDF5 episode file per episode plus summary.json."""
 
@@ -34,12 +60,7 @@ class CollectCommand:
     """Output directory for episode_<i>.h5 files and summary.json."""
     seed: int = 0
     """Seed of the first episode."""
-    env_kwargs: str = "{}"
-    """JSON object of keyword arguments for gymnasium.make, e.g. '{"city": {"blocks_x": 10, "blocks_y": 10}}'."""
-    overwrite: bool = False
-    """Replace episode files already in --out."""
-    progress: bool = True
-    """Show a progress bar."""
+    rollout: Annotated[RolloutOptions, tyro.conf.OmitArgPrefixes] = field(default_factory=RolloutOptions)
 
 
 @dataclass
@@ -54,6 +75,23 @@ class DemoCommand:
     """Seed of the first episode."""
     quick: bool = False
     """A few episodes only (a smoke run)."""
+
+
+@dataclass
+class EvalCommand:
+    """Evaluate a trained policy checkpoint: episode files, summary.json (95 % CIs) and eval/* in TensorBoard."""
+
+    checkpoint: Path
+    """Policy checkpoint, e.g. runs/ebt/policy.pt (from `embodia train`)."""
+    env: str = "embodia/DetourReach-v0"
+    """Environment id (see `embodia list`)."""
+    episodes: int = 50
+    """Number of episodes; episode i uses seed `seed + i`."""
+    out: Path = Path("runs/eval")
+    """Output directory for episode files, summary.json and tb/ (TensorBoard)."""
+    seed: int = 1_000_000
+    """Seed of the first episode (default: far from the seeds demonstrations are collected on)."""
+    rollout: Annotated[RolloutOptions, tyro.conf.OmitArgPrefixes] = field(default_factory=RolloutOptions)
 
 
 @dataclass
@@ -91,6 +129,7 @@ Command = (
     Annotated[DemoCommand, tyro.conf.subcommand("demo")]
     | Annotated[CollectCommand, tyro.conf.subcommand("collect")]
     | Annotated[TrainCommand, tyro.conf.subcommand("train")]
+    | Annotated[EvalCommand, tyro.conf.subcommand("eval")]
     | Annotated[ListCommand, tyro.conf.subcommand("list")]
 )
 
@@ -109,15 +148,7 @@ def run_collect(cmd: CollectCommand) -> int:
     """Runs ``embodia collect``."""
     from embodia.runtime.collect import collect, format_summary
 
-    summary = collect(
-        cmd.env,
-        cmd.episodes,
-        cmd.out,
-        seed=cmd.seed,
-        env_kwargs=_parse_json_object(cmd.env_kwargs, "--env-kwargs"),
-        overwrite=cmd.overwrite,
-        progress=cmd.progress,
-    )
+    summary = collect(cmd.env, cmd.episodes, cmd.out, seed=cmd.seed, **cmd.rollout.collect_kwargs())
     print(format_summary(summary))
     print(f"wrote {summary['episodes']} episodes and summary.json to {cmd.out}")
     return 0
@@ -136,6 +167,38 @@ def run_demo(cmd: DemoCommand) -> int:
         print(format_summary(summary, keys))
         print(f"  episodes and summary.json in {out}\n")
     return 0
+
+
+def run_eval(cmd: EvalCommand) -> int:
+    """Runs ``embodia eval``."""
+    import functools
+
+    from embodia.policies.base import Policy
+    from embodia.runtime.collect import collect, format_summary
+    from embodia.runtime.policy_controller import policy_controller
+
+    policy = Policy.load(cmd.checkpoint)  # fail fast on a missing, corrupt or foreign checkpoint
+    controller_fn = functools.partial(policy_controller, str(cmd.checkpoint))
+    summary = collect(
+        cmd.env, cmd.episodes, cmd.out, seed=cmd.seed, controller_fn=controller_fn, **cmd.rollout.collect_kwargs()
+    )
+    _log_eval(cmd.out / "tb", summary, policy.name, str(cmd.checkpoint))
+    print(format_summary(summary))
+    print(f"wrote {summary['episodes']} episodes, summary.json and tb/ to {cmd.out}")
+    return 0
+
+
+def _log_eval(log_dir: Path, summary: dict, policy_name: str, checkpoint: str) -> None:
+    """``eval/<metric>`` scalars (means) and a text table of means with 95 % CIs, in TensorBoard."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    rows = ["| metric | mean | 95 % CI | n |", "|---|---|---|---|"]
+    with SummaryWriter(str(log_dir)) as writer:
+        for key, m in summary["metrics"].items():
+            writer.add_scalar(f"eval/{key}", m["mean"], 0)
+            rows.append(f"| {key} | {m['mean']:.4g} | [{m['ci95'][0]:.4g}, {m['ci95'][1]:.4g}] | {m['n']} |")
+        header = f"{policy_name} ({checkpoint}) on {summary['env']}, {summary['episodes']} episodes\n\n"
+        writer.add_text("eval/summary", header + "\n".join(rows), 0)
 
 
 def run_train(cmd: TrainCommand) -> int:
@@ -182,7 +245,13 @@ def run_list(cmd: ListCommand) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``embodia`` console script; returns the exit status."""
-    handlers = {CollectCommand: run_collect, DemoCommand: run_demo, TrainCommand: run_train, ListCommand: run_list}
+    handlers = {
+        CollectCommand: run_collect,
+        DemoCommand: run_demo,
+        TrainCommand: run_train,
+        EvalCommand: run_eval,
+        ListCommand: run_list,
+    }
     try:
         import gymnasium as gym
 

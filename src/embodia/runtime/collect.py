@@ -1,15 +1,20 @@
-"""``embodia collect``: run an environment's scripted expert for N episodes and write episode files + summary."""
+"""``embodia collect`` / ``eval``: run a controller for N episodes and write episode files and a summary.
+
+The episodes run in this process or on Ray actors; the summary holds 95 % confidence intervals.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 from tqdm import tqdm
 
 from embodia.data.episodes import episode_files
-from embodia.runtime.rollout import EpisodeSpec, RolloutWorker, write_json_atomic
+from embodia.runtime.rollout import EpisodeResult, EpisodeSpec, RolloutWorker, write_json_atomic
 from embodia.stats import summarise_metrics
 
 RATE_METRICS = frozenset({"success", "tc", "sim_unstable"})
@@ -25,17 +30,27 @@ def collect(
     env_kwargs: dict[str, Any] | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    workers: int = 0,
+    ray_address: str | None = None,
+    controller_fn: Callable[[gym.Env], Any] | None = None,
 ) -> dict[str, Any]:
-    """Collects expert episodes: ``out/episode_<i>.h5`` (seed ``seed + i``) and ``out/summary.json``.
+    """Runs a controller (default: the env's expert) for ``episodes`` episodes and writes files and a summary.
+
+    Episode ``i`` (seed ``seed + i``) goes to ``out/episode_<i>.h5``; the summary to ``out/summary.json``.
 
     Args:
-        env_id: registered Gymnasium id with a scripted expert.
+        env_id: registered Gymnasium id (with a scripted expert unless ``controller_fn`` is given).
         episodes: number of episodes (>= 1).
         out: output directory (created).
         seed: seed of the first episode.
         env_kwargs: keyword arguments for ``gymnasium.make``.
         overwrite: replace episode files already in ``out`` (otherwise refuse, so nothing is lost).
         progress: show a progress bar.
+        workers: 0 runs the episodes in this process; N >= 1 runs them on N Ray actors
+            (:class:`~embodia.runtime.ray_pool.RayRolloutPool`; same episodes, same files, same summary).
+        ray_address: ``HOST:PORT`` of a running Ray cluster for the actors (default: a local instance).
+        controller_fn: builds the controller from the env (picklable with ``workers``), e.g.
+            ``functools.partial(policy_controller, checkpoint)``; None: the env's scripted expert.
 
     Returns:
         The summary written to ``summary.json``:
@@ -54,23 +69,30 @@ def collect(
     existing = episode_files(out) if out.is_dir() else []
     if existing and not overwrite:
         raise ValueError(f"{out} already holds {len(existing)} episode files; pass --overwrite or another --out")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"--workers must be an integer >= 0, got {workers!r}")
+    if ray_address is not None and workers == 0:
+        raise ValueError("--ray-address needs --workers N >= 1 (the actors run on the cluster)")
     start = time.perf_counter()
-    worker = RolloutWorker(env_id, env_kwargs)  # fails on a bad env id or kwargs before anything is touched
+    if workers:
+        from embodia.runtime.ray_pool import RayRolloutPool
+
+        worker: Any = RayRolloutPool(
+            env_id, env_kwargs, controller_fn, workers=workers, address=ray_address, progress=progress
+        )
+    else:  # fails on a bad env id or kwargs before anything is touched
+        worker = RolloutWorker(env_id, env_kwargs, controller_fn)
     out.mkdir(parents=True, exist_ok=True)
     for stale in existing:  # --overwrite: the directory must hold this collection only
         stale.unlink()
     (out / "summary.json").unlink(missing_ok=True)
-    results = []
+    specs = [EpisodeSpec(i, seed + i) for i in range(episodes)]
     try:
-        specs = [EpisodeSpec(i, seed + i) for i in range(episodes)]
-        bar = tqdm(specs, desc=f"collect {env_id}", unit="ep", disable=not progress, dynamic_ncols=True)
-        for spec in bar:
-            result = worker.run_episode(spec, out)
-            results.append(result)
-            successes = sum(r.metrics.get("success", 0.0) for r in results)
-            bar.set_postfix(success=f"{successes / len(results):.2f}", steps=result.num_steps)
+        results = worker.run(specs, out) if workers else _run_sequentially(worker, specs, out, env_id, progress)
     finally:
         worker.close()
+    for partial in out.glob(".*.tmp"):  # left by an actor killed while writing (its episode was re-run)
+        partial.unlink(missing_ok=True)
     wall = time.perf_counter() - start
     steps = sum(r.num_steps for r in results)
     summary = {
@@ -89,6 +111,20 @@ def collect(
     }
     write_json_atomic(out / "summary.json", summary)
     return summary
+
+
+def _run_sequentially(
+    worker: RolloutWorker, specs: list[EpisodeSpec], out: Path, env_id: str, progress: bool
+) -> list[EpisodeResult]:
+    """Run ``specs`` in this process, with a progress bar showing the running success rate."""
+    results = []
+    bar = tqdm(specs, desc=f"collect {env_id}", unit="ep", disable=not progress, dynamic_ncols=True)
+    for spec in bar:
+        result = worker.run_episode(spec, out)
+        results.append(result)
+        successes = sum(r.metrics.get("success", 0.0) for r in results)
+        bar.set_postfix(success=f"{successes / len(results):.2f}", steps=result.num_steps)
+    return results
 
 
 def format_summary(summary: dict[str, Any], keys: tuple[str, ...] | None = None) -> str:

@@ -1,0 +1,89 @@
+"""A trained policy as a rollout controller, so ``RolloutWorker`` and the Ray pool can record its episodes.
+
+A controller is what :class:`~embodia.runtime.rollout.RolloutWorker` drives episodes with (``reset(seed)``,
+``act(obs)``, ``info()``; the scripted experts are controllers too). :class:`PolicyController` feeds a policy the
+observation windows it was trained on (:class:`~embodia.runtime.policy_eval.ObsWindow`) and executes its action
+chunks in closed loop (``Policy.select_action``). ``functools.partial(policy_controller, path)`` is a picklable
+controller factory for Ray actors: each actor loads the checkpoint itself.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from embodia.policies.base import Policy
+from embodia.runtime.policy_eval import ObsWindow
+
+__all__ = ["PolicyController", "policy_controller"]
+
+
+class PolicyController:
+    """Closed-loop control with a policy (eval mode, no gradients, one re-plan every ``n_action_steps``).
+
+    Each episode seeds torch's global RNG with the episode seed, so stochastic policies (diffusion, EBT) give the
+    same episode for the same seed in any process and in any order.
+
+    Args:
+        policy: A policy with a fitted normaliser.
+
+    Attributes:
+        policy: The policy.
+    """
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy.eval()
+        self.window = ObsWindow.for_policy(policy)
+        self._started = False
+        self._plan_ms: list[float] = []
+        self._nfe: list[float] = []
+
+    def reset(self, seed: int | None = None) -> None:
+        """Start an episode (seeds torch with ``seed`` when given)."""
+        if seed is not None:
+            torch.manual_seed(seed)
+        self.policy.reset()
+        self._started = False
+        self._plan_ms, self._nfe = [], []
+
+    def act(self, obs: Any) -> np.ndarray:
+        """The next action ``(Da,)`` float32 for observation ``obs`` (the env's observation, Dict or Box)."""
+        if self._started:
+            self.window.push(obs)
+        else:
+            self.window.reset(obs)
+            self._started = True
+        replans = len(self.policy._action_queue) == 0
+        start = time.perf_counter()
+        with torch.no_grad():
+            action = self.policy.select_action(self.window.batch())[0].cpu().numpy().astype(np.float32)  # (Da,)
+        if replans:
+            self._plan_ms.append(1e3 * (time.perf_counter() - start))
+            last_nfe = getattr(self.policy, "last_nfe", None)
+            self._nfe.append(float(last_nfe.float().mean()) if isinstance(last_nfe, torch.Tensor) else 1.0)
+        return action
+
+    def info(self) -> dict[str, Any]:
+        """Per-episode figures: policy name, re-plans, mean/max plan latency (ms) and network evaluations per plan."""
+        return {
+            "policy": self.policy.name,
+            "plans": len(self._plan_ms),
+            "plan_ms_mean": float(np.mean(self._plan_ms)) if self._plan_ms else 0.0,
+            "plan_ms_max": float(np.max(self._plan_ms)) if self._plan_ms else 0.0,
+            "nfe_mean": float(np.mean(self._nfe)) if self._nfe else 0.0,
+        }
+
+
+def policy_controller(checkpoint: str | os.PathLike, env: gym.Env | None = None) -> PolicyController:
+    """Load a policy checkpoint (``Policy.load``) as a controller; ``env`` is accepted for the factory signature.
+
+    Raises:
+        CheckpointError: Missing, corrupt or foreign checkpoint.
+    """
+    torch.set_num_threads(1)
+    return PolicyController(Policy.load(checkpoint))
