@@ -6,7 +6,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import tyro
 
@@ -115,6 +115,10 @@ class TrainCommand:
     """Delete an existing run in --run and start over."""
     progress: bool = True
     """Show a progress bar."""
+    workers: int = 0
+    """Data-parallel Ray Train workers (gradients averaged every step); 0 trains in this process."""
+    ray_address: str | None = None
+    """HOST:PORT of a running Ray cluster for the workers (default: a local Ray instance)."""
 
 
 @dataclass
@@ -178,7 +182,10 @@ def run_eval(cmd: EvalCommand) -> int:
     from embodia.runtime.policy_controller import policy_controller
 
     policy = Policy.load(cmd.checkpoint)  # fail fast on a missing, corrupt or foreign checkpoint
-    controller_fn = functools.partial(policy_controller, str(cmd.checkpoint))
+    controller_fn = functools.partial(policy_controller, str(cmd.checkpoint.resolve()))
+    if cmd.rollout.overwrite:  # the old run's eval/* events would mix with the new ones
+        for old in (cmd.out / "tb").glob("events.out.tfevents.*"):
+            old.unlink()
     summary = collect(
         cmd.env, cmd.episodes, cmd.out, seed=cmd.seed, controller_fn=controller_fn, **cmd.rollout.collect_kwargs()
     )
@@ -209,24 +216,43 @@ def run_train(cmd: TrainCommand) -> int:
 
     torch.set_num_threads(1)  # one thread per process; parallelism comes from Ray workers
     run_dir = cmd.run if cmd.run is not None else Path("runs") / cmd.policy
-    result = train_run(
-        cmd.data,
-        cmd.policy,
-        run_dir,
-        cmd.hp,
-        policy_kwargs=_parse_json_object(cmd.policy_kwargs, "--policy-kwargs"),
-        obs_keys=cmd.obs_keys,
-        resume=cmd.resume,
-        overwrite=cmd.overwrite,
-        progress=cmd.progress,
-    )
-    terms = ", ".join(f"{k} {v:.4g}" for k, v in result.last_terms.items() if k in ("loss", "lr"))
+    if cmd.workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {cmd.workers}")
+    if cmd.ray_address is not None and cmd.workers == 0:
+        raise ValueError("--ray-address needs --workers N >= 1")
+    kwargs = {
+        "policy_kwargs": _parse_json_object(cmd.policy_kwargs, "--policy-kwargs"),
+        "obs_keys": cmd.obs_keys,
+        "resume": cmd.resume,
+        "overwrite": cmd.overwrite,
+        "progress": cmd.progress,
+    }
+    if cmd.workers:
+        from embodia.training.distributed import train_distributed
+
+        summary = train_distributed(
+            cmd.data, cmd.policy, run_dir, cmd.hp, workers=cmd.workers, ray_address=cmd.ray_address, **kwargs
+        )
+    else:
+        summary = _summary_of(train_run(cmd.data, cmd.policy, run_dir, cmd.hp, **kwargs))
+    terms = ", ".join(f"{k} {v:.4g}" for k, v in summary["last_terms"].items() if k in ("loss", "lr"))
     print(
-        f"trained {cmd.policy} for {result.steps} steps ({result.elapsed_s:.1f} s, {result.it_per_s:.1f} it/s, "
-        f"stopped by {result.stopped_by}); last {terms}"
+        f"trained {cmd.policy} for {summary['steps']} steps ({summary['elapsed_s']:.1f} s, "
+        f"{summary['it_per_s_last_segment']:.1f} it/s, {max(cmd.workers, 1)} worker(s), stopped by "
+        f"{summary['stopped_by']}); last {terms}"
     )
     print(f"policy: {run_dir / 'policy.pt'}   tensorboard --logdir {run_dir}")
     return 0
+
+
+def _summary_of(result: Any) -> dict:
+    return {
+        "steps": result.steps,
+        "elapsed_s": result.elapsed_s,
+        "it_per_s_last_segment": result.it_per_s,
+        "stopped_by": result.stopped_by,
+        "last_terms": result.last_terms,
+    }
 
 
 def run_list(cmd: ListCommand) -> int:
@@ -258,13 +284,22 @@ def main(argv: list[str] | None = None) -> int:
         import embodia  # noqa: F401
         from embodia.data.episodes import EpisodeFileError
         from embodia.policies.base import CheckpointError
+        from embodia.training.distributed import DistributedTrainingError
         from embodia.training.trainer import TrainingDivergedError
 
         try:
             # A malformed flag is reported by tyro: the argument, the problem and its help text, exit status 2.
             cmd = tyro.cli(Command, args=argv, prog="embodia", description=__doc__)
             return handlers[type(cmd)](cmd)
-        except (ValueError, EpisodeFileError, CheckpointError, TrainingDivergedError, gym.error.Error, OSError) as err:
+        except (
+            ValueError,
+            EpisodeFileError,
+            CheckpointError,
+            TrainingDivergedError,
+            DistributedTrainingError,
+            gym.error.Error,
+            OSError,
+        ) as err:
             print(f"embodia: error: {err}", file=sys.stderr)
             return 2
     except KeyboardInterrupt:

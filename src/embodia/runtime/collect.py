@@ -82,12 +82,12 @@ def collect(
         )
     else:  # fails on a bad env id or kwargs before anything is touched
         worker = RolloutWorker(env_id, env_kwargs, controller_fn)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in existing:  # --overwrite: the directory must hold this collection only
-        stale.unlink()
-    (out / "summary.json").unlink(missing_ok=True)
     specs = [EpisodeSpec(i, seed + i) for i in range(episodes)]
     try:
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in existing:  # --overwrite: the directory must hold this collection only
+            stale.unlink()
+        (out / "summary.json").unlink(missing_ok=True)
         results = worker.run(specs, out) if workers else _run_sequentially(worker, specs, out, env_id, progress)
     finally:
         worker.close()

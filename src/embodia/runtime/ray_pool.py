@@ -63,6 +63,9 @@ def init_ray(workers: int, address: str | None = None) -> None:
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"--workers must be an integer >= 1, got {workers!r}")
     if ray.is_initialized():
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if cpus < workers:
+            raise ValueError(f"--workers {workers} needs {workers} CPUs; the running Ray instance has {cpus:g}")
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -154,7 +157,8 @@ class RayRolloutPool:
         import ray
 
         specs = list(specs)
-        out = None if out_dir is None else str(Path(out_dir))
+        out = None if out_dir is None else str(Path(out_dir).resolve())  # actors may run in another directory
+        self.restarts = 0
         pending: deque[int] = deque(range(len(specs)))
         results: list[EpisodeResult | None] = [None] * len(specs)
         in_flight: dict[Any, tuple[int, int]] = {}  # future -> (actor slot, spec position)
@@ -170,7 +174,7 @@ class RayRolloutPool:
                 try:
                     results[pos] = ray.get(done[0])
                     bar.update(1)
-                except ray.exceptions.RayActorError as err:
+                except (ray.exceptions.RayActorError, ray.exceptions.OutOfMemoryError) as err:
                     self._replace(slot, specs[pos], err)
                     pending.appendleft(pos)  # the same episode again, on the replacement actor
                 free.append(slot)
@@ -185,6 +189,9 @@ class RayRolloutPool:
                 f"{self.restarts} rollout actors died (last during episode {spec.index}, seed {spec.seed}: "
                 f"{_cause(err)}); giving up after max_restarts={self.max_restarts}"
             )
+        import ray
+
+        ray.kill(self.actors[slot])  # in case it is only unreachable, so it frees its CPU
         self.actors[slot] = self._new_actor()
 
     def pids(self) -> list[int]:

@@ -88,6 +88,8 @@ class TrainConfig:
         _finite("ema_power", self.ema_power, low=0.0, strict=True)
         _finite("ema_max_decay", self.ema_max_decay, low=0.0, strict=False, high=1.0)
         _finite("checkpoint_minutes", self.checkpoint_minutes, low=0.0, strict=True)
+        if self.seed >= 2**31:
+            raise ValueError(f"seed must be < 2**31, got {self.seed}")
         if isinstance(self.betas, str) or len(tuple(self.betas)) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {self.betas!r}")
         self.betas = tuple(float(b) for b in self.betas)

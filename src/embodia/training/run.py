@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from embodia.training.config import TrainConfig
 from embodia.training.state import load_train_state
 from embodia.training.trainer import CHECKPOINT_NAME, POLICY_NAME, TENSORBOARD_DIR, Trainer, TrainResult
 
-__all__ = ["data_digest", "train_run"]
+__all__ = ["RunSetup", "data_digest", "execute_run", "prepare_run", "train_run"]
 
 SUMMARY_NAME = "summary.json"
 CONFIG_NAME = "config.json"
@@ -39,6 +40,27 @@ def data_digest(windows: EpisodeWindows) -> str:
     for arr in (windows.episode_ends, windows.obs, windows.actions):
         h.update(np.ascontiguousarray(arr).tobytes())
     return h.hexdigest()
+
+
+@dataclass
+class RunSetup:
+    """What a run trains on and from: checked data, the built policy and the state to resume from.
+
+    Attributes:
+        policy_name: The policy's registry name.
+        run_dir: The run directory.
+        windows: Training samples.
+        policy: The policy (normaliser fitted, or weights loaded from ``state``).
+        state: The training checkpoint to continue from (None: a fresh run).
+        data_info: Description of the data (stored in checkpoints; its digest guards ``--resume``).
+    """
+
+    policy_name: str
+    run_dir: Path
+    windows: EpisodeWindows
+    policy: Policy
+    state: dict[str, Any] | None
+    data_info: dict[str, Any]
 
 
 def train_run(
@@ -75,6 +97,31 @@ def train_run(
         CheckpointError: The checkpoint to resume from is corrupt or unreadable.
         TrainingDivergedError: A step went non-finite (the last checkpoint stays as it was).
     """
+    setup = prepare_run(
+        data, policy_name, run_dir, config, policy_kwargs=policy_kwargs, obs_keys=obs_keys, resume=resume,
+        overwrite=overwrite,
+    )  # fmt: skip
+    return execute_run(setup, config, progress=progress)
+
+
+def prepare_run(
+    data: str | os.PathLike,
+    policy_name: str,
+    run_dir: str | os.PathLike,
+    config: TrainConfig,
+    *,
+    policy_kwargs: dict[str, Any] | None = None,
+    obs_keys: tuple[str, ...] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    claim: bool = True,
+) -> RunSetup:
+    """Check the data, build the policy and find the state to resume from (see :func:`train_run` for arguments).
+
+    With ``claim`` (the process that owns the run) an existing run is refused or, with ``overwrite``, deleted;
+    without it (a distributed worker, after the owner has claimed the run) the run directory is only read.
+    Nothing in ``run_dir`` is touched before the data and the policy config have been checked.
+    """
     config.check_budget()
     if resume and overwrite:
         raise ValueError("--resume and --overwrite exclude each other")
@@ -104,34 +151,58 @@ def train_run(
         "digest": data_digest(windows),
     }
 
-    torch.manual_seed(config.seed)  # initial weights
+    torch.manual_seed(config.seed)  # initial weights (the same in every process)
     policy = make_policy(
         policy_name, obs_dim=windows.obs_dim, action_dim=windows.action_dim, obs_keys=windows.obs_keys, **policy_kwargs
     )
     checkpoint = run_dir / CHECKPOINT_NAME
-    # Only now, with data and policy checked, is the run directory touched (--overwrite deletes the old run).
-    state = _existing_state(run_dir, checkpoint, resume=resume, overwrite=overwrite)
+    if claim:  # only now is the run directory touched (--overwrite deletes the old run)
+        state = _existing_state(run_dir, checkpoint, resume=resume, overwrite=overwrite)
+    else:
+        state = load_train_state(checkpoint) if resume else None
     if state is None:
         policy.fit_normalizer(windows.obs, windows.actions)
     else:
         _check_resume(state, checkpoint, policy, config, data_info)
         policy.load_checkpoint_weights(state["policy"])
+    return RunSetup(policy_name, run_dir, windows, policy, state, data_info)
+
+
+def execute_run(
+    setup: RunSetup, config: TrainConfig, *, progress: bool = True, sync: Any = None, stop_file: Path | None = None
+) -> TrainResult:
+    """Train a prepared run; the chief process (the only one without ``sync``) writes config.json and summary.json.
+
+    Args:
+        setup: From :func:`prepare_run`.
+        config: Budget and hyperparameters.
+        progress: Show a progress bar (chief only).
+        sync: A :class:`~embodia.training.distributed.TorchDistSync` in a distributed worker, else None.
+        stop_file: Stop (with a checkpoint) once this file exists (see :class:`Trainer`).
+    """
+    chief = sync is None or sync.is_chief
     trainer = Trainer(
-        policy,
-        windows,
+        setup.policy,
+        setup.windows,
         config,
-        run_dir=run_dir,
-        data_info=data_info,
-        progress=progress,
-        hparams_extra={"data_dir": str(data)},
+        run_dir=setup.run_dir,
+        data_info=setup.data_info,
+        progress=progress and chief,
+        hparams_extra={"data_dir": setup.data_info["dir"], "workers": 1 if sync is None else sync.world},
+        sync=sync,
+        stop_file=stop_file if chief else None,
     )
-    if state is not None:
-        trainer.load_state_dict(state)
-        trainer.last_checkpoint = checkpoint
-    resolved = {"policy": policy_name, "policy_config": policy.config.to_dict(), "train_config": config.to_dict()}
-    write_json_atomic(run_dir / CONFIG_NAME, {**resolved, "data": data_info, "resumed_at_step": trainer.step})
+    if setup.state is not None:
+        trainer.load_state_dict(setup.state)
+        trainer.last_checkpoint = setup.run_dir / CHECKPOINT_NAME
+    if chief:
+        resolved = {"policy": setup.policy_name, "policy_config": setup.policy.config.to_dict()}
+        payload = {**resolved, "train_config": config.to_dict(), "data": setup.data_info}
+        write_json_atomic(setup.run_dir / CONFIG_NAME, {**payload, "resumed_at_step": trainer.step})
     result = trainer.train()
-    write_json_atomic(run_dir / SUMMARY_NAME, _summary(result, policy_name, config, data_info, run_dir))
+    if chief:
+        summary = _summary(result, setup.policy_name, config, setup.data_info, setup.run_dir)
+        write_json_atomic(setup.run_dir / SUMMARY_NAME, summary)
     return result
 
 
@@ -139,7 +210,7 @@ def _existing_state(run_dir: Path, checkpoint: Path, *, resume: bool, overwrite:
     """The checkpoint to resume from (None to start fresh), after clearing stale or overwritten files."""
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"--run {run_dir} exists and is not a directory")
-    for stale in run_dir.glob("**/.*.tmp"):  # temp files of a write that was killed
+    for stale in [*run_dir.glob(".*.tmp"), *(run_dir / "checkpoints").glob(".*.tmp")]:  # writes that were killed
         stale.unlink(missing_ok=True)
     if resume:
         if not checkpoint.exists():

@@ -50,6 +50,10 @@ TENSORBOARD_DIR = "tb"
 """TensorBoard event files inside a run directory."""
 
 
+STOP_REASONS = (None, "steps", "minutes", "signal")
+"""Why training stops (index 0: it goes on); distributed workers receive the chief's index."""
+
+
 class TrainingDivergedError(RuntimeError):
     """A batch produced a non-finite loss, loss term or gradient; nothing from that step was applied or saved.
 
@@ -116,6 +120,11 @@ class Trainer:
         data_info: Description of the training data stored in checkpoints (see :mod:`embodia.training.state`).
         progress: Show a progress bar.
         hparams_extra: More rows for the hyperparameter table (e.g. the command line).
+        stop_file: When this file appears, training stops after the current step as on SIGINT (how a
+            distributed run's driver asks its workers to stop; None: no stop file).
+        sync: In a distributed (data-parallel) worker, a :class:`~embodia.training.distributed.TorchDistSync`:
+            gradients are averaged over the workers after every backward pass, every worker stops on the chief's
+            decision and on any worker's non-finite loss, and only the chief (rank 0) writes to ``run_dir``.
 
     Raises:
         ValueError: No budget in ``config``, windows that do not fit the policy, or an unfitted normaliser.
@@ -131,8 +140,16 @@ class Trainer:
         data_info: dict[str, Any] | None = None,
         progress: bool = True,
         hparams_extra: dict[str, Any] | None = None,
+        sync: Any = None,
+        stop_file: str | Path | None = None,
     ) -> None:
         config.check_budget()
+        try:
+            device = torch.device(config.device)
+        except RuntimeError:
+            raise ValueError(f"device {config.device!r} is not a torch device (e.g. 'cpu', 'cuda:0')") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {config.device!r}: this torch build or machine has no CUDA")
         pc = policy.config
         fits = (windows.n_obs_steps, windows.horizon, windows.obs_dim, windows.action_dim)
         wanted = (pc.n_obs_steps, pc.horizon, pc.obs_dim, pc.action_dim)
@@ -143,7 +160,12 @@ class Trainer:
         self.config = config
         self.policy = policy.to(config.device)
         self.windows = windows
-        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.sync = sync
+        self.stop_file = None if stop_file is None else Path(stop_file)
+        self.rank = 0 if sync is None else sync.rank
+        self.world = 1 if sync is None else sync.world
+        chief = self.rank == 0
+        self.run_dir = None if run_dir is None or not chief else Path(run_dir)
         self.data_info = dict(data_info or {})
         self.progress = progress
         self.hparams_extra = dict(hparams_extra or {})
@@ -154,8 +176,9 @@ class Trainer:
             weight_decay=config.weight_decay,
         )
         self.ema = EMA(self.policy, power=config.ema_power, max_decay=config.ema_max_decay) if config.ema else None
-        self.rng = np.random.default_rng(config.seed)
-        torch.manual_seed(config.seed)
+        # Rank 0 draws exactly what a single process draws; other ranks draw their own batches and noise.
+        self.rng = np.random.default_rng(config.seed if self.rank == 0 else [config.seed, self.rank])
+        torch.manual_seed(config.seed + self.rank)
         self.step = 0
         self.samples = 0
         self.elapsed_s = 0.0
@@ -171,7 +194,11 @@ class Trainer:
             "ema": None if self.ema is None else self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "progress": {"step": self.step, "samples": self.samples, "elapsed_s": self.elapsed_s},
-            "rng": {"torch": torch.get_rng_state(), "numpy": self.rng.bit_generator.state},
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": self.rng.bit_generator.state,
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            },
             "train_config": self.config.to_dict(),
             "data": self.data_info,
         }
@@ -196,8 +223,14 @@ class Trainer:
             int(progress["samples"]),
             float(progress["elapsed_s"]),
         )
-        torch.set_rng_state(state["rng"]["torch"])
-        self.rng.bit_generator.state = state["rng"]["numpy"]
+        if self.rank == 0:
+            torch.set_rng_state(state["rng"]["torch"])
+            self.rng.bit_generator.state = state["rng"]["numpy"]
+            if state["rng"].get("cuda") and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        else:  # the checkpoint holds rank 0's RNG states; other ranks re-seed from (seed, rank, step)
+            self.rng = np.random.default_rng([self.config.seed, self.rank, self.step])
+            torch.manual_seed(self.config.seed + 1000 * self.rank + self.step)
 
     def save_checkpoint(self) -> Path | None:
         """Write ``checkpoints/last.pt`` and ``policy.pt`` into the run directory (nothing without one)."""
@@ -245,11 +278,15 @@ class Trainer:
         loss, terms = self.policy.compute_loss(batch)
         terms = {"loss": float(loss.detach()), **{k: v for k, v in terms.items() if k != "loss"}}
         bad = [k for k, v in terms.items() if not math.isfinite(v)]
+        if self.sync is not None and self.sync.any(bool(bad)) and not bad:  # every worker stops together
+            raise TrainingDivergedError(self.step + 1, "non-finite loss on another worker", terms, self.last_checkpoint)
         if bad:
             raise TrainingDivergedError(self.step + 1, f"non-finite {', '.join(bad)}", terms, self.last_checkpoint)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        if self.sync is not None:
+            self.sync.average_gradients(params)
         max_norm = c.grad_clip if c.grad_clip > 0 else math.inf
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
         if not math.isfinite(grad_norm):
@@ -262,7 +299,7 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.policy)
         self.step += 1
-        self.samples += c.batch_size
+        self.samples += c.batch_size * self.world
         return {**terms, "lr": lr, "grad_norm": grad_norm}
 
     def train(self) -> TrainResult:
@@ -287,11 +324,16 @@ class Trainer:
         try:
             with self._stop_on_signals():
                 while True:
+                    if self.stop_file is not None and self.stop_file.exists():
+                        self._stop_requested = True
                     stopped_by = self.budget_reached() or ("signal" if self._stop_requested else None)
+                    if self.sync is not None:  # the chief's clock and signals decide for every worker
+                        reason, self.elapsed_s = self.sync.from_chief(STOP_REASONS.index(stopped_by), self.elapsed_s)
+                        stopped_by = STOP_REASONS[reason]
                     if stopped_by:
                         break
                     terms = self.train_step()
-                    self.elapsed_s = elapsed0 + (time.perf_counter() - seg_start)
+                    self.elapsed_s = elapsed0 + (time.perf_counter() - seg_start)  # workers: the chief's, next step
                     for k, v in terms.items():
                         window[k] += v
                     window_n += 1
@@ -372,7 +414,7 @@ class Trainer:
             for k, v in means.items():
                 writer.add_scalar(f"train/{k}", v, self.step)
             if seconds > 0:
-                writer.add_scalar("perf/samples_per_s", n * self.config.batch_size / seconds, self.step)
+                writer.add_scalar("perf/samples_per_s", n * self.config.batch_size * self.world / seconds, self.step)
                 writer.add_scalar("perf/it_per_s", n / seconds, self.step)
         if self.config.steps is not None:
             bar.n = self.step
