@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from embodia.training.config import TrainConfig
-from embodia.training.run import SUMMARY_NAME, execute_run, prepare_run
+from embodia.training.run import SUMMARY_NAME, RunOptions, execute_run, prepare_run
 from embodia.training.trainer import CHECKPOINT_NAME, TrainingDivergedError
 
 __all__ = ["DistributedTrainingError", "TorchDistSync", "train_distributed"]
@@ -91,10 +91,8 @@ def _worker_loop(cfg: dict[str, Any]) -> None:
     run_dir = Path(cfg["run_dir"])
     # The owner has claimed the run directory: a checkpoint there belongs to this run (a fresh run has none).
     resume = (run_dir / CHECKPOINT_NAME).exists()
-    setup = prepare_run(
-        cfg["data"], cfg["policy"], run_dir, config, policy_kwargs=cfg["policy_kwargs"], obs_keys=cfg["obs_keys"],
-        resume=resume, claim=False,
-    )  # fmt: skip
+    options = RunOptions(policy_kwargs=cfg["policy_kwargs"], obs_keys=cfg["obs_keys"], resume=resume)
+    setup = prepare_run(cfg["data"], cfg["policy"], run_dir, config, options, claim=False)
     execute_run(setup, config, progress=cfg["progress"], sync=TorchDistSync(), stop_file=run_dir / STOP_FILE)
 
 
@@ -127,10 +125,8 @@ def train_distributed(
 
     run_dir = Path(run_dir).resolve()
     policy_kwargs = dict(policy_kwargs or {})
-    setup = prepare_run(
-        data, policy_name, run_dir, config, policy_kwargs=policy_kwargs, obs_keys=obs_keys, resume=resume,
-        overwrite=overwrite,
-    )  # fmt: skip  # the owner's checks: data, policy, run directory, resume
+    options = RunOptions(policy_kwargs=policy_kwargs, obs_keys=obs_keys, resume=resume, overwrite=overwrite)
+    setup = prepare_run(data, policy_name, run_dir, config, options)  # the owner's checks, before any worker
     init_ray(workers, ray_address)
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from embodia.training.config import TrainConfig
 from embodia.training.state import load_train_state
 from embodia.training.trainer import CHECKPOINT_NAME, POLICY_NAME, TENSORBOARD_DIR, Trainer, TrainResult
 
-__all__ = ["RunSetup", "data_digest", "execute_run", "prepare_run", "train_run"]
+__all__ = ["RunOptions", "RunSetup", "data_digest", "execute_run", "prepare_run", "train_run"]
 
 SUMMARY_NAME = "summary.json"
 CONFIG_NAME = "config.json"
@@ -97,11 +97,22 @@ def train_run(
         CheckpointError: The checkpoint to resume from is corrupt or unreadable.
         TrainingDivergedError: A step went non-finite (the last checkpoint stays as it was).
     """
-    setup = prepare_run(
-        data, policy_name, run_dir, config, policy_kwargs=policy_kwargs, obs_keys=obs_keys, resume=resume,
-        overwrite=overwrite,
-    )  # fmt: skip
-    return execute_run(setup, config, progress=progress)
+    options = RunOptions(policy_kwargs=dict(policy_kwargs or {}), obs_keys=obs_keys, resume=resume, overwrite=overwrite)
+    return execute_run(prepare_run(data, policy_name, run_dir, config, options), config, progress=progress)
+
+
+@dataclass
+class RunOptions:
+    """How a run is set up (the keyword arguments of :func:`train_run` besides ``progress``)."""
+
+    policy_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the policy's config."""
+    obs_keys: tuple[str, ...] | None = None
+    """Observation keys the policy sees (None: every numeric key)."""
+    resume: bool = False
+    """Continue from the run's checkpoint."""
+    overwrite: bool = False
+    """Delete the run's files first."""
 
 
 def prepare_run(
@@ -109,11 +120,8 @@ def prepare_run(
     policy_name: str,
     run_dir: str | os.PathLike,
     config: TrainConfig,
+    options: RunOptions,
     *,
-    policy_kwargs: dict[str, Any] | None = None,
-    obs_keys: tuple[str, ...] | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
     claim: bool = True,
 ) -> RunSetup:
     """Check the data, build the policy and find the state to resume from (see :func:`train_run` for arguments).
@@ -123,10 +131,11 @@ def prepare_run(
     Nothing in ``run_dir`` is touched before the data and the policy config have been checked.
     """
     config.check_budget()
+    resume, overwrite, obs_keys = options.resume, options.overwrite, options.obs_keys
     if resume and overwrite:
         raise ValueError("--resume and --overwrite exclude each other")
     run_dir = Path(run_dir)
-    policy_kwargs = dict(policy_kwargs or {})
+    policy_kwargs = dict(options.policy_kwargs)
     cls = get_policy_class(policy_name)
     for key in ("obs_dim", "action_dim", "obs_keys"):
         if key in policy_kwargs:
