@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from embodia.policies.base import Policy
-from embodia.runtime.policy_eval import ObsWindow
+from embodia.runtime.obs_window import ObsWindow
 
 __all__ = ["PolicyController", "policy_controller"]
 

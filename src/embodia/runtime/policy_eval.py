@@ -3,11 +3,11 @@
 The evaluator is the last stage of the data flow (episodes -> dataset -> trainer -> checkpoint -> evaluator):
 it feeds a policy the same observation windows it was trained on and records the env's episode metrics.
 
-* :class:`ObsWindow` keeps the last To flattened observations of one episode exactly as
-  :class:`~embodia.data.windows.EpisodeWindows` cuts them from episode files: keys of ``policy.config.obs_keys``
-  flattened and concatenated in order, and steps before the first one replaced by the first observation.
-* :func:`evaluate_policy` runs one episode per seed with ``policy.select_action`` (execute
-  ``chunk[To-1 : To-1+Ta]``, then re-plan) and returns one row per episode: the env's ``info["metrics"]`` plus
+* :class:`~embodia.runtime.obs_window.ObsWindow` (re-exported here) keeps the last To flattened observations of
+  one episode exactly as :class:`~embodia.data.windows.EpisodeWindows` cuts them from episode files.
+* :func:`evaluate_policy` runs one episode per seed with a
+  :class:`~embodia.runtime.policy_controller.PolicyController` (``policy.select_action``: execute
+  ``chunk[To-1 : To-1+Ta]``, then re-plan) without writing files, and returns one row per episode: the env's ``info["metrics"]`` plus
   the re-planning cost (wall time of the calls that produced a new chunk, network evaluations per chunk).
 * :func:`summarise_episodes` turns the rows into means with 95 % confidence intervals.
 * :func:`mode_split` and :func:`chunk_sides` measure, for ``embodia/DetourReach-v0``, which way around the
@@ -21,8 +21,6 @@ results of a stochastic policy do not depend on the order or number of seeds. A 
 
 from __future__ import annotations
 
-import collections
-import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -31,9 +29,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from embodia.data.windows import BOX_KEY
 from embodia.envs.detour.detour_reach import DetourReachEnv
 from embodia.policies.base import Policy
+from embodia.runtime.obs_window import ObsWindow
+from embodia.runtime.policy_controller import PolicyController
 from embodia.stats import summarise_metrics
 
 __all__ = [
@@ -48,123 +47,6 @@ __all__ = [
 
 RATE_KEYS = frozenset({"success", "collided", "side_left", "side_right", "sim_unstable", "tc"})
 """Per-episode metrics that are rates (0/1): summarised with Wilson intervals, the rest with t-intervals."""
-
-
-# ------------------------------------------------------------------------------------------------ windows
-
-
-class ObsWindow:
-    """The observation window ``(1, To, Do)`` of one running episode, built as ``EpisodeWindows`` builds it.
-
-    Observation ``k`` of the window holds step ``t - To + 1 + k``; steps before 0 are step 0 (the reset
-    observation repeated), the padding of :class:`~embodia.data.windows.EpisodeWindows`.
-
-    Args:
-        n_obs_steps: To, observations per window (>= 1).
-        obs_keys: Dict-observation keys flattened and concatenated in this order (``policy.config.obs_keys``).
-            ``()`` or ``("obs",)`` also accept a Box (single-array) observation, which ``EpisodeWindows`` names
-            ``"obs"``; ``()`` with a Dict observation uses every numeric key sorted by name (``EpisodeWindows``'s
-            default).
-        obs_dim: Do the policy expects (checked at :meth:`reset`), or None to accept any width.
-
-    Raises:
-        ValueError: ``n_obs_steps`` < 1, or ``obs_keys`` is a str.
-    """
-
-    def __init__(self, n_obs_steps: int, obs_keys: Sequence[str] = (), obs_dim: int | None = None) -> None:
-        if isinstance(n_obs_steps, bool) or not isinstance(n_obs_steps, int | np.integer) or n_obs_steps < 1:
-            raise ValueError(f"n_obs_steps must be an integer >= 1, got {n_obs_steps!r}")
-        if isinstance(obs_keys, str):
-            raise ValueError(f"obs_keys must be a sequence of str, not a str ({obs_keys!r})")
-        self.n_obs_steps = int(n_obs_steps)
-        self.obs_keys = tuple(obs_keys)
-        self.obs_dim = obs_dim
-        self._keys: tuple[str, ...] | None = None  # resolved at reset()
-        self._box = False
-        self._steps: collections.deque[np.ndarray] = collections.deque(maxlen=self.n_obs_steps)
-
-    @classmethod
-    def for_policy(cls, policy: Policy) -> ObsWindow:
-        """The window ``policy`` expects: its ``n_obs_steps``, ``obs_keys`` and ``obs_dim``."""
-        c = policy.config
-        return cls(c.n_obs_steps, c.obs_keys, c.obs_dim)
-
-    def reset(self, obs: Mapping[str, Any] | np.ndarray) -> None:
-        """Start an episode: every window slot holds the reset observation ``obs``.
-
-        Raises:
-            ValueError: A key of ``obs_keys`` is missing from ``obs`` (named), a Box observation with keys other
-                than ``()`` / ``("obs",)``, a non-numeric observation, or a width other than ``obs_dim``.
-        """
-        if isinstance(obs, Mapping):
-            self._box = False
-            self._keys = self.obs_keys or tuple(sorted(k for k, v in obs.items() if np.asarray(v).dtype.kind in "biuf"))
-            if not self._keys:
-                raise ValueError(f"the observation has no numeric keys (keys: {sorted(obs)})")
-        else:
-            if self.obs_keys not in ((), (BOX_KEY,)):
-                raise ValueError(
-                    f"obs_keys {list(self.obs_keys)} name Dict-observation keys, but the env returns a Box "
-                    f"observation ({type(obs).__name__}); use () or ({BOX_KEY!r},) for Box observations"
-                )
-            self._box, self._keys = True, (BOX_KEY,)
-        flat = self._flatten(obs)
-        if self.obs_dim is not None and flat.shape[0] != self.obs_dim:
-            raise ValueError(
-                f"observation keys {list(self._keys)} flatten to {flat.shape[0]} features, the policy expects "
-                f"obs_dim={self.obs_dim}"
-            )
-        self._steps.clear()
-        self._steps.extend([flat] * self.n_obs_steps)
-
-    def push(self, obs: Mapping[str, Any] | np.ndarray) -> None:
-        """Append the observation of the next step (the oldest one leaves the window).
-
-        Raises:
-            RuntimeError: Called before :meth:`reset`.
-            ValueError: A missing key, or a width other than the reset observation's.
-        """
-        if self._keys is None:
-            raise RuntimeError("ObsWindow.push() before reset()")
-        flat = self._flatten(obs)
-        if flat.shape != self._steps[-1].shape:
-            raise ValueError(
-                f"observation keys {list(self._keys)} flatten to {flat.shape[0]} features, the reset observation "
-                f"to {self._steps[-1].shape[0]}"
-            )
-        self._steps.append(flat)
-
-    def batch(self) -> dict[str, np.ndarray]:
-        """The policy input ``{"obs": (1, To, Do) float32}``, oldest step first.
-
-        Raises:
-            RuntimeError: Called before :meth:`reset`.
-        """
-        if self._keys is None:
-            raise RuntimeError("ObsWindow.batch() before reset()")
-        return {"obs": np.stack(self._steps)[None]}  # (1, To, Do)
-
-    def _flatten(self, obs: Mapping[str, Any] | np.ndarray) -> np.ndarray:
-        """``(Do,)`` float32 features of one observation."""
-        assert self._keys is not None
-        if self._box:
-            if isinstance(obs, Mapping):
-                raise ValueError("got a Dict observation after a Box reset observation")
-            parts = [(BOX_KEY, obs)]
-        else:
-            if not isinstance(obs, Mapping):
-                raise ValueError(f"got a Box observation ({type(obs).__name__}) after a Dict reset observation")
-            missing = [k for k in self._keys if k not in obs]
-            if missing:
-                raise ValueError(f"observation key(s) {missing} missing (the observation has {sorted(obs)})")
-            parts = [(k, obs[k]) for k in self._keys]
-        out = []
-        for key, value in parts:
-            arr = np.asarray(value)
-            if arr.dtype.kind not in "biuf":
-                raise ValueError(f"observation {key!r} is not numeric ({arr.dtype})")
-            out.append(arr.astype(np.float32, copy=False).reshape(-1))
-        return np.concatenate(out)  # (Do,)
 
 
 # ------------------------------------------------------------------------------------------------ closed loop
@@ -209,14 +91,13 @@ def evaluate_policy(
     """
     seeds = [_check_seed(s) for s in seeds]
     env = _make_env(env_id, env_kwargs)
-    window = ObsWindow.for_policy(policy)
     was_training = policy.training
-    policy.eval()
+    controller = PolicyController(policy)  # puts the policy in eval mode
     rows = []
     try:
         bar = tqdm(seeds, desc=f"eval {env_id}", unit="ep", disable=not progress, dynamic_ncols=True)
         for seed in bar:
-            rows.append(_run_episode(policy, env, window, seed, record_latency))
+            rows.append(_run_episode(controller, env, seed, record_latency))
             bar.set_postfix(success=f"{np.mean([r.get('success', 0.0) for r in rows]):.2f}")
     finally:
         env.close()
@@ -224,29 +105,16 @@ def evaluate_policy(
     return rows
 
 
-def _run_episode(policy: Policy, env: gym.Env, window: ObsWindow, seed: int, record_latency: bool) -> dict[str, Any]:
+def _run_episode(controller: PolicyController, env: gym.Env, seed: int, record_latency: bool) -> dict[str, Any]:
     """One closed-loop episode (see :func:`evaluate_policy`)."""
-    torch.manual_seed(seed)
+    controller.reset(seed)
     obs, info = env.reset(seed=seed)
-    policy.reset()
-    window.reset(obs)
-    plan_ms: list[float] = []
-    nfe: list[float] = []
     steps, total_reward = 0, 0.0
     terminated = truncated = False
-    with torch.no_grad():
-        while not (terminated or truncated):
-            replans = len(policy._action_queue) == 0  # the call will predict a new chunk
-            start = time.perf_counter()
-            action = policy.select_action(window.batch())[0].cpu().numpy()  # (Da,)
-            if replans:
-                plan_ms.append(1e3 * (time.perf_counter() - start))
-                last_nfe = getattr(policy, "last_nfe", None)
-                nfe.append(float(last_nfe.float().mean()) if isinstance(last_nfe, torch.Tensor) else 1.0)
-            obs, reward, terminated, truncated, info = env.step(action)
-            window.push(obs)
-            steps += 1
-            total_reward += float(reward)
+    while not (terminated or truncated):
+        obs, reward, terminated, truncated, info = env.step(controller.act(obs))
+        steps += 1
+        total_reward += float(reward)
     metrics = info.get("metrics")
     unwrapped = env.unwrapped
     if metrics is None and hasattr(unwrapped, "episode_metrics"):  # cut by an outer TimeLimit
@@ -254,11 +122,12 @@ def _run_episode(policy: Policy, env: gym.Env, window: ObsWindow, seed: int, rec
     row: dict[str, Any] = {"seed": seed, **{k: float(v) for k, v in (metrics or {}).items()}}
     row["steps"] = steps
     row.setdefault("return", total_reward)
-    row["n_plans"] = len(plan_ms)
-    row["nfe_mean"] = float(np.mean(nfe)) if nfe else 0.0
+    figures = controller.info()
+    row["n_plans"] = figures["plans"]
+    row["nfe_mean"] = figures["nfe_mean"]
     if record_latency:
-        row["plan_ms_mean"] = float(np.mean(plan_ms)) if plan_ms else 0.0
-        row["plan_ms_max"] = float(np.max(plan_ms)) if plan_ms else 0.0
+        row["plan_ms_mean"] = figures["plan_ms_mean"]
+        row["plan_ms_max"] = figures["plan_ms_max"]
     return row
 
 
