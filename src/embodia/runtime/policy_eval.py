@@ -7,8 +7,9 @@ it feeds a policy the same observation windows it was trained on and records the
   one episode exactly as :class:`~embodia.data.windows.EpisodeWindows` cuts them from episode files.
 * :func:`evaluate_policy` runs one episode per seed with a
   :class:`~embodia.runtime.policy_controller.PolicyController` (``policy.select_action``: execute
-  ``chunk[To-1 : To-1+Ta]``, then re-plan) without writing files, and returns one row per episode: the env's ``info["metrics"]`` plus
-  the re-planning cost (wall time of the calls that produced a new chunk, network evaluations per chunk).
+  ``chunk[To-1 : To-1+Ta]``, then re-plan) without writing files, and returns one row per episode: the env's
+  ``info["metrics"]`` plus the re-planning cost (wall time of the calls that produced a new chunk, network
+  evaluations per chunk).
 * :func:`summarise_episodes` turns the rows into means with 95 % confidence intervals.
 * :func:`mode_split` and :func:`chunk_sides` measure, for ``embodia/DetourReach-v0``, which way around the
   obstacle the chunks a policy samples from a fixed start go (left / right / undecided, the env's own ``side``
