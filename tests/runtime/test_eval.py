@@ -55,3 +55,45 @@ def test_eval_refuses_a_bad_checkpoint(tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(bad), "--out", str(tmp_path / "o"), "--episodes", "1"]) == 2
     assert "not a readable checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_eval_on_a_cluster_started_with_ray_start(checkpoint, tmp_path):
+    """`ray start --head --port P` (blocking, so stopping it stops only this cluster), eval on it, stop it."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    head = subprocess.Popen(
+        [ray_cli, "start", "--head", "--port", str(port), "--num-cpus", "2", "--include-dashboard=false",
+         "--disable-usage-stats", "--block"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert head.poll() is None and time.monotonic() < deadline, "ray start --head did not come up"
+                time.sleep(0.2)
+        out = tmp_path / "cluster"
+        result = subprocess.run(
+            [sys.executable, "-m", "embodia.cli", "eval", "--checkpoint", str(checkpoint), "--episodes", "4",
+             "--out", str(out), "--workers", "2", "--ray-address", f"127.0.0.1:{port}", "--no-progress"],
+            env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-2000:]
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["episodes"] == 4 and len(episode_files(out)) == 4
+    finally:
+        head.terminate()
+        head.wait(timeout=60)
