@@ -166,6 +166,7 @@ def run_env(key: str, args: argparse.Namespace, runs_root: Path) -> dict[str, An
         "same_time": {"minutes": args.budget_s / 60.0},
         "same_steps": {"steps": args.steps},
     }
+    budgets = {k: v for k, v in budgets.items() if k in args.budgets}
     out: dict[str, Any] = {
         "env_id": spec["env_id"],
         "demos": {"episodes": len(episodes), "samples": len(windows)},
@@ -236,6 +237,8 @@ def checks(results: dict[str, Any]) -> dict[str, Any]:
         return out
     for budget_name, budget in env["budgets"].items():
         p = budget["policies"]
+        if set(p) != set(POLICIES):
+            continue
         ddpm = p["diffusion"]["variants"]["DDPM-100"]["latency_ms"]
         dsm = p["ebt-dsm"]["variants"]["K=2"]["mode_split"]
         mlp = p["mlp"]["variants"]["mlp"]["success"]
@@ -265,6 +268,12 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=50)
     parser.add_argument("--latency-repeats", type=int, default=30)
     parser.add_argument("--quick", action="store_true", help="tiny budgets and few seeds (a smoke run)")
+    parser.add_argument(
+        "--budgets", nargs="+", default=["same_time", "same_steps"], choices=["same_time", "same_steps"]
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="results file (default bench/results/policy_compare.json)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.budget_s, args.steps, args.latency_repeats = 6.0, 30, 5
@@ -273,11 +282,11 @@ def main() -> None:
     start = time.perf_counter()
     results: dict[str, Any] = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
-        "settings": {k: v for k, v in vars(args).items()},
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "envs": {},
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / ("policy_compare_quick.json" if args.quick else "policy_compare.json")
+    path = args.out or RESULTS_DIR / ("policy_compare_quick.json" if args.quick else "policy_compare.json")
     for key in args.envs:
         results["envs"][key] = run_env(key, args, runs_root)
         results["checks"] = checks(results)
