@@ -89,20 +89,22 @@ def async_vector(env_id: str, seeds: list[int], n_envs: int) -> tuple[float, int
     envs.reset(seed=[queue.pop(0) for _ in range(n_envs)])
     active = np.ones(n_envs, dtype=bool)
     steps = 0
+    filler = 10**9  # a sub-env with no seeds left runs throw-away episodes (not counted) until the others finish
     while active.any():
         _, _, terminated, truncated, _ = envs.step(dummy)
         steps += int(active.sum())
-        done = (terminated | truncated) & active
+        done = terminated | truncated
         if not done.any():
             continue
-        mask = np.zeros(n_envs, dtype=bool)
+        mask = done.copy()
         seed_list = [0] * n_envs
         for i in np.flatnonzero(done):
-            if queue:
-                mask[i], seed_list[i] = True, queue.pop(0)
+            if active[i] and queue:
+                seed_list[i] = queue.pop(0)
             else:
                 active[i] = False
-        if mask.any():
+                seed_list[i], filler = filler, filler + 1
+        if active.any():
             envs.reset(seed=seed_list, options={"reset_mask": mask})
     elapsed = time.perf_counter() - start
     envs.close()
@@ -122,7 +124,7 @@ def main() -> None:
     import ray
 
     t0 = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     ray_start_s = time.perf_counter() - t0
 
     rows = {}

@@ -34,6 +34,6 @@ def ray_session():
     """One local Ray instance for the whole test session (2 CPUs, no dashboard), shut down at the end."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()

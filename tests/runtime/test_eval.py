@@ -97,3 +97,6 @@ def test_eval_on_a_cluster_started_with_ray_start(checkpoint, tmp_path):
     finally:
         head.terminate()
         head.wait(timeout=60)
+        current = Path("/tmp/ray/ray_current_cluster")  # would point later ray.init() calls at the stopped head
+        if current.is_file() and current.read_text().strip().endswith(f":{port}"):
+            current.unlink()

@@ -73,7 +73,8 @@ def init_ray(workers: int, address: str | None = None) -> None:
         check_ray_address(address)
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        # "local": always a new instance, never a stale one named in /tmp/ray/ray_current_cluster
+        ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False)
 
 
 def _make_actor_class() -> Any:
