@@ -67,12 +67,12 @@ def init_ray(workers: int, address: str | None = None) -> None:
         if cpus < workers:
             raise ValueError(f"--workers {workers} needs {workers} CPUs; the running Ray instance has {cpus:g}")
         return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    if address is not None:
+    if address is not None:  # a cluster's own auth settings (RAY_AUTH_TOKEN / RAY_AUTH_MODE) apply
         check_ray_address(address)
         ray.init(address=address, log_to_driver=False)
     else:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local instance: no token needed
         # "local": always a new instance, never a stale one named in /tmp/ray/ray_current_cluster
         ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False)
 
