@@ -269,6 +269,25 @@ def run_list(cmd: ListCommand) -> int:
     return 0
 
 
+_USER_ERRORS = {
+    "embodia.data.episodes": ("EpisodeFileError",),
+    "embodia.policies.base": ("CheckpointError",),
+    "embodia.training.trainer": ("TrainingDivergedError",),
+    "embodia.training.distributed": ("DistributedTrainingError",),
+    "gymnasium.error": ("Error",),
+}
+"""Exceptions reported as one line (besides ValueError and OSError), by module."""
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    """The one-line error types, from the modules already imported (so a command never imports torch for this)."""
+    types: list[type[BaseException]] = [ValueError, OSError]
+    for module, names in _USER_ERRORS.items():
+        if module in sys.modules:
+            types += [getattr(sys.modules[module], name) for name in names]
+    return tuple(types)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``embodia`` console script; returns the exit status."""
     handlers = {
@@ -279,27 +298,15 @@ def main(argv: list[str] | None = None) -> int:
         ListCommand: run_list,
     }
     try:
-        import gymnasium as gym
-
         import embodia  # noqa: F401
-        from embodia.data.episodes import EpisodeFileError
-        from embodia.policies.base import CheckpointError
-        from embodia.training.distributed import DistributedTrainingError
-        from embodia.training.trainer import TrainingDivergedError
 
         try:
             # A malformed flag is reported by tyro: the argument, the problem and its help text, exit status 2.
             cmd = tyro.cli(Command, args=argv, prog="embodia", description=__doc__)
             return handlers[type(cmd)](cmd)
-        except (
-            ValueError,
-            EpisodeFileError,
-            CheckpointError,
-            TrainingDivergedError,
-            DistributedTrainingError,
-            gym.error.Error,
-            OSError,
-        ) as err:
+        except Exception as err:
+            if not isinstance(err, _user_error_types()):
+                raise
             print(f"embodia: error: {err}", file=sys.stderr)
             return 2
     except KeyboardInterrupt:
