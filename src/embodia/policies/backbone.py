@@ -44,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from embodia.validation import check_int
+
 __all__ = ["Attention", "BackboneConfig", "RMSNorm", "TransformerBackbone", "sinusoidal_embedding"]
 
 _INIT_STD = 0.02
@@ -85,15 +87,10 @@ class BackboneConfig:
 
     def __post_init__(self) -> None:
         for name in ("obs_dim", "action_dim", "n_obs_steps", "horizon", "out_dim", "d_model", "n_layers", "n_heads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            check_int(name, getattr(self, name), 1)
         for name in ("cond_dim", "n_obs_layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-        if isinstance(self.mlp_ratio, bool) or not isinstance(self.mlp_ratio, int) or self.mlp_ratio < 1:
-            raise ValueError(f"mlp_ratio must be an integer >= 1, got {self.mlp_ratio!r}")
+            check_int(name, getattr(self, name), 0)
+        check_int("mlp_ratio", self.mlp_ratio, 1)
         if self.d_model % 2 or self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be even and divisible by n_heads ({self.n_heads})")
         if not 0.0 <= self.dropout < 1.0:

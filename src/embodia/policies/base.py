@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from embodia.atomic import atomic_write
 from embodia.policies.normalizer import MinMaxNormalizer
+from embodia.validation import check_int
 
 __all__ = ["CHECKPOINT_VERSION", "CheckpointError", "Policy", "PolicyConfig", "registered_policies"]
 
@@ -79,11 +80,6 @@ class CheckpointError(Exception):
         return f"{self.path}: {self.reason}"
 
 
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-
-
 @dataclass(kw_only=True)
 class PolicyConfig:
     """What every policy needs: observation/action widths and the chunking windows.
@@ -109,7 +105,7 @@ class PolicyConfig:
 
     def __post_init__(self) -> None:
         for name in ("obs_dim", "action_dim", "n_obs_steps", "horizon", "n_action_steps"):
-            _positive_int(name, getattr(self, name))
+            check_int(name, getattr(self, name), 1)
         if self.n_obs_steps > self.horizon:
             raise ValueError(f"n_obs_steps ({self.n_obs_steps}) must be <= horizon ({self.horizon})")
         if self.n_action_steps > self.horizon - self.n_obs_steps + 1:

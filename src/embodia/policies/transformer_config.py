@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from embodia.policies.backbone import BackboneConfig
 from embodia.policies.base import PolicyConfig
+from embodia.validation import check_bool, check_int
 
 
 @dataclass(kw_only=True)
@@ -26,6 +27,19 @@ class TransformerPolicyConfig(PolicyConfig):
     """Backbone dropout (train mode only)."""
     causal_actions: bool = True
     """Causal self-attention over action tokens (see ``embodia.policies.backbone``)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("d_model", "n_layers", "n_heads", "mlp_ratio"):
+            check_int(name, getattr(self, name), 1)
+        check_int("n_obs_layers", self.n_obs_layers, 0)
+        if self.d_model % 2 or self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be even and divisible by n_heads ({self.n_heads})")
+        if not (isinstance(self.dropout, int | float) and not isinstance(self.dropout, bool)) or not (
+            0 <= self.dropout < 1
+        ):
+            raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
+        check_bool("causal_actions", self.causal_actions)
 
     def backbone_config(self, out_dim: int, cond_dim: int = 0) -> BackboneConfig:
         """The ``BackboneConfig`` for this policy.

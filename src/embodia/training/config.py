@@ -8,28 +8,16 @@ weights with Diffusion Policy's schedule ``decay = 1 - (1 + step)^-0.75`` capped
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from embodia.validation import check_int, check_number
 
 __all__ = ["RESUME_MUTABLE_FIELDS", "TrainConfig"]
 
 RESUME_MUTABLE_FIELDS = frozenset({"steps", "minutes", "log_every", "checkpoint_every", "checkpoint_minutes"})
 """Fields a resumed run may change (the budget and the bookkeeping); every other field must match the checkpoint."""
-
-
-def _int_at_least(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
-
-def _finite(name: str, value: Any, *, low: float, strict: bool, high: float = math.inf) -> None:
-    number = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
-    below = number and (value <= low if strict else value < low)
-    if not number or below or value > high:
-        bound = f"{'>' if strict else '>='} {low}" + (f" and <= {high}" if math.isfinite(high) else "")
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
 
 
 @dataclass(kw_only=True)
@@ -76,18 +64,18 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.steps is not None:
-            _int_at_least("steps", self.steps, 1)
+            check_int("steps", self.steps, 1)
         if self.minutes is not None:
-            _finite("minutes", self.minutes, low=0.0, strict=True)
+            check_number("minutes", self.minutes, low=0.0, strict=True)
         for name, low in (("batch_size", 1), ("warmup_steps", 0), ("seed", 0), ("log_every", 1)):
-            _int_at_least(name, getattr(self, name), low)
-        _int_at_least("checkpoint_every", self.checkpoint_every, 1)
-        _finite("lr", self.lr, low=0.0, strict=True)
-        _finite("weight_decay", self.weight_decay, low=0.0, strict=False)
-        _finite("grad_clip", self.grad_clip, low=0.0, strict=False)
-        _finite("ema_power", self.ema_power, low=0.0, strict=True)
-        _finite("ema_max_decay", self.ema_max_decay, low=0.0, strict=False, high=1.0)
-        _finite("checkpoint_minutes", self.checkpoint_minutes, low=0.0, strict=True)
+            check_int(name, getattr(self, name), low)
+        check_int("checkpoint_every", self.checkpoint_every, 1)
+        check_number("lr", self.lr, low=0.0, strict=True)
+        check_number("weight_decay", self.weight_decay, low=0.0, strict=False)
+        check_number("grad_clip", self.grad_clip, low=0.0, strict=False)
+        check_number("ema_power", self.ema_power, low=0.0, strict=True)
+        check_number("ema_max_decay", self.ema_max_decay, low=0.0, strict=False, high=1.0)
+        check_number("checkpoint_minutes", self.checkpoint_minutes, low=0.0, strict=True)
         if self.seed >= 2**31:
             raise ValueError(f"seed must be < 2**31, got {self.seed}")
         if isinstance(self.betas, str) or len(tuple(self.betas)) != 2:

@@ -10,15 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from embodia.policies.transformer_config import TransformerPolicyConfig
+from embodia.validation import check_bool, check_int
 
 __all__ = ["DiffusionConfig"]
 
 _INFERENCE = ("ddim", "ddpm")
-
-
-def _check_int(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 @dataclass(kw_only=True)
@@ -43,18 +39,11 @@ class DiffusionConfig(TransformerPolicyConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("d_model", "n_layers", "n_heads", "mlp_ratio", "step_embed_dim", "num_inference_steps"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("n_obs_layers", self.n_obs_layers, 0)
-        _check_int("num_train_timesteps", self.num_train_timesteps, 2)
-        if self.d_model % 2 or self.d_model % self.n_heads:
-            raise ValueError(f"d_model ({self.d_model}) must be even and divisible by n_heads ({self.n_heads})")
+        for name in ("step_embed_dim", "num_inference_steps"):
+            check_int(name, getattr(self, name), 1)
+        check_int("num_train_timesteps", self.num_train_timesteps, 2)
         if self.step_embed_dim % 2:
             raise ValueError(f"step_embed_dim must be even, got {self.step_embed_dim}")
-        if not (isinstance(self.dropout, int | float) and not isinstance(self.dropout, bool)) or not (
-            0 <= self.dropout < 1
-        ):
-            raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
         if self.inference not in _INFERENCE:
             raise ValueError(f"inference must be one of {_INFERENCE}, got {self.inference!r}")
         if self.num_inference_steps > self.num_train_timesteps:
@@ -62,6 +51,5 @@ class DiffusionConfig(TransformerPolicyConfig):
                 f"num_inference_steps ({self.num_inference_steps}) must be <= num_train_timesteps "
                 f"({self.num_train_timesteps})"
             )
-        for name in ("causal_actions", "clip_sample", "mask_padded_actions"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        for name in ("clip_sample", "mask_padded_actions"):
+            check_bool(name, getattr(self, name))

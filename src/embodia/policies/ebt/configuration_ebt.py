@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from embodia.policies.transformer_config import TransformerPolicyConfig
+from embodia.validation import check_bool, check_int, check_number
 
 __all__ = ["MAX_INFERENCE_STEPS", "EBTConfig", "EBTDSMConfig"]
 
@@ -20,17 +21,6 @@ STEP_SCHEDULES = ("constant", "geometric")
 """Inference step-size schedules (see ``EBTConfig.step_schedule``)."""
 MAX_INFERENCE_STEPS = 16
 """Upper bound of ``inference_steps`` (EBT-Policy itself uses 2; more steps are for ablations)."""
-
-
-def _check_int(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
-
-def _check_float(name: str, value: object, *, low: float = 0.0, strict: bool = True) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
-    if not ok or (value <= low if strict else value < low):
-        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low}, got {value!r}")
 
 
 @dataclass(kw_only=True)
@@ -98,25 +88,16 @@ class EBTConfig(TransformerPolicyConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("d_model", "n_layers", "n_heads", "mlp_ratio", "train_steps_min", "noise_anneal_steps"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("n_obs_layers", self.n_obs_layers, 0)
-        _check_int("best_of_n", self.best_of_n, 1)
-        _check_int("inference_steps", self.inference_steps, 1)
+        for name in ("train_steps_min", "noise_anneal_steps", "best_of_n", "inference_steps"):
+            check_int(name, getattr(self, name), 1)
         if self.inference_steps > MAX_INFERENCE_STEPS:
             raise ValueError(
                 f"inference_steps must be <= {MAX_INFERENCE_STEPS} (EBT-Policy's budget is 2), "
                 f"got {self.inference_steps}"
             )
-        _check_int("train_steps_max", self.train_steps_max, self.train_steps_min)
-        if self.d_model % 2 or self.d_model % self.n_heads:
-            raise ValueError(f"d_model ({self.d_model}) must be even and divisible by n_heads ({self.n_heads})")
-        if not (isinstance(self.dropout, int | float) and not isinstance(self.dropout, bool)) or not (
-            0 <= self.dropout < 1
-        ):
-            raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
+        check_int("train_steps_max", self.train_steps_max, self.train_steps_min)
         for name in ("alpha", "alpha_temperature", "energy_clamp", "dsm_sigma", "dsm_sigma_max"):
-            _check_float(name, getattr(self, name))
+            check_number(name, getattr(self, name))
         if self.energy_form not in ENERGY_FORMS:
             raise ValueError(f"energy_form must be one of {ENERGY_FORMS}, got {self.energy_form!r}")
         if self.step_schedule not in STEP_SCHEDULES:
@@ -126,7 +107,7 @@ class EBTConfig(TransformerPolicyConfig):
         if not (self.mse_weight > 0 or self.dsm_weight > 0):
             raise ValueError("mse_weight and dsm_weight are both 0: nothing would train the energy")
         for name in ("momentum", "langevin_sigma_start", "langevin_sigma_end", "grad_tol", "dsm_weight", "mse_weight"):
-            _check_float(name, getattr(self, name), strict=False)
+            check_number(name, getattr(self, name), strict=False)
         if self.momentum >= 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if isinstance(self.step_scale_range, str) or len(tuple(self.step_scale_range)) != 2:
@@ -136,10 +117,9 @@ class EBTConfig(TransformerPolicyConfig):
         if not (0 < low <= high and math.isfinite(high)):
             raise ValueError(f"step_scale_range must satisfy 0 < low <= high, got {self.step_scale_range!r}")
         if self.energy_threshold is not None:
-            _check_float("energy_threshold", self.energy_threshold, low=-math.inf)
-        for name in ("causal_actions", "detach_between_steps", "mask_padded_actions"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+            check_number("energy_threshold", self.energy_threshold, low=-math.inf)
+        for name in ("detach_between_steps", "mask_padded_actions"):
+            check_bool(name, getattr(self, name))
 
 
 @dataclass(kw_only=True)
