@@ -21,6 +21,8 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from embodia.envs.actions import check_action
+
 STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
 """The MuJoCo state recorded per step in episode files: everything needed to continue integration bit-exactly."""
 
@@ -162,6 +164,17 @@ class MjSpecEnv(gym.Env):
     def episode_metrics(self, outcome: bool) -> dict[str, float]:
         """End-of-episode metrics; ``outcome`` is the env's end condition (success, or the agent's stop)."""
         raise NotImplementedError
+
+    def _begin_step(self, action: Any, meaning: str) -> np.ndarray:
+        """The common head of ``step``: refuse a step after the episode's end, then check and clip ``action``.
+
+        Raises:
+            RuntimeError: The episode has ended (call ``reset()``).
+            ValueError: A malformed action (see :func:`embodia.envs.actions.check_action`).
+        """
+        if self._done:
+            raise RuntimeError("the episode has ended; call reset() before step()")
+        return check_action(action, self.action_space, meaning)
 
     def _end_step(
         self, terms: dict[str, float], info: dict[str, Any], terminated: bool, outcome: bool

@@ -63,7 +63,6 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import EzPickle
 
-from embodia.envs.actions import check_action
 from embodia.envs.configs import as_config
 from embodia.envs.mujoco_base import MjSpecEnv, SimulationUnstableError, check_max_steps
 
@@ -348,9 +347,7 @@ class DetourReachEnv(MjSpecEnv, EzPickle):
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
         """Advances 0.1 s with the agent velocity ``action`` (see the module docstring)."""
-        if self._done:
-            raise RuntimeError("the episode has ended; call reset() before step()")
-        act = check_action(action, self.action_space, "[vx, vy]")
+        act = self._begin_step(action, "[vx, vy]")
         before = self.agent_position()
         info: dict[str, Any] = {"sim_unstable": False}
         try:

@@ -24,7 +24,6 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import EzPickle
 
-from embodia.envs.actions import check_action
 from embodia.envs.configs import as_config
 from embodia.envs.manip.scene import BLOCK_BODY, GOAL_BODY, PUSHER_GEOM, TOP_CAMERA, TableConfig, build_push_spec
 from embodia.envs.manip.shapes import BlockShape, box_shape, coverage, tee_shape
@@ -191,9 +190,7 @@ class PushEnv(MjSpecEnv, EzPickle):
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
         """Advances 0.1 s with the pusher velocity ``action`` (see the module docstring)."""
-        if self._done:
-            raise RuntimeError("the episode has ended; call reset() before step()")
-        act = check_action(action, self.action_space, "[vx, vy]")
+        act = self._begin_step(action, "[vx, vy]")
         pusher_before, block_before = self.pusher_position(), self.block_pose()[:2]
         info: dict[str, Any] = {"sim_unstable": False}
         try:

@@ -32,7 +32,6 @@ from gymnasium import spaces
 from gymnasium.utils import EzPickle
 
 from embodia.envs import metrics as nav_metrics
-from embodia.envs.actions import check_action
 from embodia.envs.configs import as_config
 from embodia.envs.mujoco_base import MjSpecEnv, SimulationUnstableError, check_max_steps
 from embodia.envs.nav.city import NUM_LANDMARK_CLASSES, CityConfig, CityLayout, Landmark, generate_city
@@ -294,9 +293,7 @@ class UrbanNavEnv(MjSpecEnv, EzPickle):
         """Advances one control step (0.1 s). See the module docstring for the action, reward and info."""
         if self.task is None:
             raise RuntimeError("call reset() before step()")
-        if self._done:
-            raise RuntimeError("the episode has ended; call reset() before step()")
-        act = check_action(action, self.action_space, "[speed, yaw_rate, stop]")
+        act = self._begin_step(action, "[speed, yaw_rate, stop]")
         rc = self.robot_config
         speed, yaw_rate = float(act[0]) * rc.max_speed, float(act[1]) * rc.max_yaw_rate
         yaw = float(self.data.qpos[2])
