@@ -43,6 +43,7 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -141,7 +142,7 @@ def evaluate(policy: Policy, spec: dict[str, Any], seeds: list[int], split_seeds
             "left": summary["side_left"]["mean"],
             "right": summary["side_right"]["mean"],
         }
-    env = __import__("gymnasium").make(spec["env_id"])
+    env = gym.make(spec["env_id"])
     obs, _ = env.reset(seed=seeds[0])
     env.close()
     window = ObsWindow.for_policy(policy)

@@ -6,7 +6,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import tyro
 
@@ -212,7 +212,7 @@ def run_train(cmd: TrainCommand) -> int:
     """Runs ``embodia train``."""
     import torch
 
-    from embodia.training.run import train_run
+    from embodia.training.run import SUMMARY_NAME, train_run
 
     torch.set_num_threads(1)  # one thread per process; parallelism comes from Ray workers
     run_dir = cmd.run if cmd.run is not None else Path("runs") / cmd.policy
@@ -234,7 +234,8 @@ def run_train(cmd: TrainCommand) -> int:
             cmd.data, cmd.policy, run_dir, cmd.hp, workers=cmd.workers, ray_address=cmd.ray_address, **kwargs
         )
     else:
-        summary = _summary_of(train_run(cmd.data, cmd.policy, run_dir, cmd.hp, **kwargs))
+        train_run(cmd.data, cmd.policy, run_dir, cmd.hp, **kwargs)
+        summary = json.loads((run_dir / SUMMARY_NAME).read_text())  # what train_run wrote
     terms = ", ".join(f"{k} {v:.4g}" for k, v in summary["last_terms"].items() if k in ("loss", "lr"))
     print(
         f"trained {cmd.policy} for {summary['steps']} steps ({summary['elapsed_s']:.1f} s, "
@@ -243,16 +244,6 @@ def run_train(cmd: TrainCommand) -> int:
     )
     print(f"policy: {run_dir / 'policy.pt'}   tensorboard --logdir {run_dir}")
     return 0
-
-
-def _summary_of(result: Any) -> dict:
-    return {
-        "steps": result.steps,
-        "elapsed_s": result.elapsed_s,
-        "it_per_s_last_segment": result.it_per_s,
-        "stopped_by": result.stopped_by,
-        "last_terms": result.last_terms,
-    }
 
 
 def run_list(cmd: ListCommand) -> int:
