@@ -34,6 +34,7 @@ from embodia.envs.detour.detour_reach import DetourReachEnv
 from embodia.policies.base import Policy
 from embodia.runtime.obs_window import ObsWindow
 from embodia.runtime.policy_controller import PolicyController
+from embodia.runtime.rollout import make_env
 from embodia.stats import summarise_metrics
 
 __all__ = [
@@ -91,7 +92,7 @@ def evaluate_policy(
             :class:`ObsWindow`).
     """
     seeds = [_check_seed(s) for s in seeds]
-    env = _make_env(env_id, env_kwargs)
+    env = make_env(env_id, env_kwargs)
     was_training = policy.training
     controller = PolicyController(policy)  # puts the policy in eval mode
     rows = []
@@ -291,7 +292,7 @@ def mode_split(
     seeds = [_check_seed(s) for s in seeds]
     if not seeds:
         raise ValueError("mode_split needs at least one seed")
-    env = _make_env(env_id, env_kwargs)
+    env = make_env(env_id, env_kwargs)
     was_training = policy.training
     policy.eval()
     per_start, nfe = [], []
@@ -344,11 +345,3 @@ def _check_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seeds must be integers >= 0, got {seed!r}")
     return int(seed)
-
-
-def _make_env(env_id: str, env_kwargs: Mapping[str, Any] | None) -> gym.Env:
-    kwargs = dict(env_kwargs or {})
-    try:
-        return gym.make(env_id, **kwargs)
-    except TypeError as err:  # an unknown or misspelt keyword argument
-        raise ValueError(f"cannot make {env_id} with {kwargs}: {err}") from None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,15 @@ def episode_filename(index: int) -> str:
     return f"episode_{index:06d}.h5"
 
 
+def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> gym.Env:
+    """``gymnasium.make(env_id, **env_kwargs)``, with an unknown keyword argument reported as a ``ValueError``."""
+    kwargs = dict(env_kwargs or {})
+    try:
+        return gym.make(env_id, **kwargs)
+    except TypeError as err:  # an unknown or misspelt keyword argument
+        raise ValueError(f"cannot make {env_id} with {kwargs}: {err}") from None
+
+
 def _json_safe(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
@@ -78,10 +87,7 @@ class RolloutWorker:
     ) -> None:
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
-        try:
-            env = gym.make(env_id, **self.env_kwargs)
-        except TypeError as err:  # an unknown or misspelt keyword argument
-            raise ValueError(f"cannot make {env_id} with {self.env_kwargs}: {err}") from None
+        env = make_env(env_id, self.env_kwargs)
         # Foreign envs get embodia's contract (action checks, mj_state, metrics) through the adapter.
         self.env = env if isinstance(env.unwrapped, MjSpecEnv) else adapt(env)
         self.controller = (controller_fn or make_expert)(self.env)
