@@ -1,4 +1,6 @@
-"""Contract suite run on every policy in ``available_policies()``: shapes, save/load round trip, golden outputs.
+"""Contract suite run on every policy of ``embodia.policies``: shapes, save/load round trip, golden outputs.
+
+Agents (``embodia.agents``) have their own tests in ``tests/agents``.
 
 Golden files ``tests/policies/golden/<name>.npz`` hold the inputs and the outputs of a tiny, seeded policy
 (actions at initialisation, the loss, actions after three Adam steps). A new policy, or an intended change of
@@ -17,6 +19,7 @@ import pytest
 import torch
 
 from embodia.policies import Policy, available_policies, make_policy
+from embodia.policies.factory import OTHER_MODULES
 
 torch.set_num_threads(1)
 
@@ -28,7 +31,7 @@ TINY: dict[str, dict] = {
     "diffusion": {"d_model": 32, "step_embed_dim": 32},
 }
 """Per-policy config overrides that keep the suite fast (policies without an entry use their defaults)."""
-POLICIES = available_policies()
+POLICIES = [name for name in available_policies() if name not in OTHER_MODULES]  # agents: tests/agents
 
 
 def golden_inputs() -> dict[str, np.ndarray]:

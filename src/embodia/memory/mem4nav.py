@@ -110,6 +110,11 @@ class MemoryReadout:
         sources: ``(n,)`` int64 flags: 1 STM, 2 LTM leaf, 3 LTM node, 0 padding.
         scores: ``(n,)`` float32 similarities (cosine for the STM, the index's inner product for the LTM).
         valid: ``(n,)`` bool, False for padding.
+        steps: ``(n,)`` int64 memory step (``update`` count since ``reset``) of the observation whose embedding
+            produced the item: the STM entry's last write, or the write of the LTM token (-1 for padding). An
+            agent that trains end to end re-encodes that step's observation (``embodia.agents``).
+        prior_tokens: ``(n, d)`` float32 read token ``θ_r`` the LTM token was written with, ``tokens = R([θ_r ;
+            v])`` (zeros for STM hits and padding).
     """
 
     tokens: np.ndarray
@@ -118,6 +123,8 @@ class MemoryReadout:
     sources: np.ndarray
     scores: np.ndarray
     valid: np.ndarray
+    steps: np.ndarray
+    prior_tokens: np.ndarray
 
 
 class Mem4NavMemory(nn.Module):
@@ -157,6 +164,8 @@ class Mem4NavMemory(nn.Module):
         self.step = 0
         self._read_tokens: dict[tuple[str, int], torch.Tensor] = {}  # per key: the token for its next write
         self._item_positions: dict[tuple[str, int], np.ndarray] = {}
+        self._item_writes: dict[tuple[str, int], tuple[int, torch.Tensor]] = {}  # per key: (step, θ_r) of its write
+        self._stm_steps: dict[int, int] = {}  # per STM key: step of its last write
         self._queries = 0
         self._stm_hits = 0
         self._ltm_hits = 0
@@ -229,6 +238,7 @@ class Mem4NavMemory(nn.Module):
             keys = self._detection_keys(det_positions)
             for key, class_id, p in zip(keys, det_classes, det_positions, strict=True):
                 self.stm.write(int(key), int(class_id), p, anchor, v.astype(np.float32), self.step)
+                self._stm_steps[int(key)] = self.step
         self.step += 1
 
     def _detection_keys(self, positions: np.ndarray) -> np.ndarray:
@@ -254,10 +264,11 @@ class Mem4NavMemory(nn.Module):
             item_positions = np.stack([p for _, _, p in writes]).astype(np.float32)  # (n, 3)
             keys = self.key_projection(torch.cat([embedding, torch.as_tensor(item_positions)], dim=1))  # (n, key_dim)
         new_leaves = []
-        for (ns, i, p), token in zip(writes, next_read.detach(), strict=True):
+        for (ns, i, p), token, prior in zip(writes, next_read.detach(), read.detach(), strict=True):
             if ns == "leaf" and (ns, i) not in self._read_tokens:
                 new_leaves.append(i)
             self._read_tokens[(ns, i)] = token
+            self._item_writes[(ns, i)] = (self.step, prior)
             self._item_positions[(ns, i)] = p
         if new_leaves:  # the octree leaf's token slot: the leaf's id in the LTM's "leaf" namespace (its key)
             leaf_keys = np.asarray(new_leaves, dtype=np.uint64)
@@ -293,6 +304,8 @@ class Mem4NavMemory(nn.Module):
             sources=np.zeros(n, dtype=np.int64),
             scores=np.zeros(n, dtype=np.float32),
             valid=np.zeros(n, dtype=bool),
+            steps=np.full(n, -1, dtype=np.int64),
+            prior_tokens=np.zeros((n, cfg.embed_dim), dtype=np.float32),
         )
         self._queries += 1
         if cfg.use_stm and len(self.stm):
@@ -305,6 +318,7 @@ class Mem4NavMemory(nn.Module):
                 out.sources[:h] = SOURCE_STM
                 out.scores[:h] = hits.similarities
                 out.valid[:h] = True
+                out.steps[:h] = [self._stm_steps[int(k)] for k in hits.keys]
                 self._stm_hits += 1
                 return out
         if cfg.use_ltm and len(self.ltm):
@@ -327,6 +341,11 @@ class Mem4NavMemory(nn.Module):
                     self._item_positions[(str(ns), int(i))] for ns, i in zip(namespaces[found], ids[found], strict=True)
                 ]
                 out.positions[:h] = np.stack(stored) - position
+                writes = [
+                    self._item_writes[(str(ns), int(i))] for ns, i in zip(namespaces[found], ids[found], strict=True)
+                ]
+                out.steps[:h] = [step for step, _ in writes]
+                out.prior_tokens[:h] = torch.stack([prior for _, prior in writes]).numpy()
                 out.sources[:h] = [SOURCE_LTM_LEAF if ns == "leaf" else SOURCE_LTM_NODE for ns in namespaces[found]]
                 out.scores[:h] = scores[found]
                 out.valid[:h] = True

@@ -2,9 +2,10 @@
 
 Policy ``<name>`` (or a variant ``<name>-<variant>``, e.g. ``"ebt-dsm"``) lives in the module
 ``embodia.policies.<name>.modeling_<name>``; importing that module defines (and so registers) the policy
-class. Nothing is imported until a policy is asked for, so ``import embodia.policies`` stays cheap. An error
-inside a policy module is not hidden: it surfaces from whatever imports that module (``available_policies``
-imports them all).
+class. Agents (``"agent"``: encoder + memory + an inner policy) are policies too and live in
+``embodia.agents.model`` (:data:`OTHER_MODULES`). Nothing is imported until a policy is asked for, so
+``import embodia.policies`` stays cheap. An error inside a policy module is not hidden: it surfaces from
+whatever imports that module (``available_policies`` imports them all).
 """
 
 from __future__ import annotations
@@ -16,14 +17,27 @@ from typing import Any
 
 from embodia.policies.base import Policy, PolicyConfig, registered_policies
 
-__all__ = ["PLANNED_POLICIES", "available_policies", "get_policy_class", "make_policy", "policy_module"]
+__all__ = [
+    "OTHER_MODULES",
+    "PLANNED_POLICIES",
+    "available_policies",
+    "get_policy_class",
+    "make_policy",
+    "policy_module",
+]
 
 PLANNED_POLICIES: tuple[str, ...] = ("diffusion", "ebt", "ebt-dsm", "mlp")
 """Policy names the project defines (some may not be implemented yet)."""
 
 
+OTHER_MODULES: dict[str, str] = {"agent": "embodia.agents.model"}
+"""Policies defined outside ``embodia.policies``: name -> module."""
+
+
 def policy_module(name: str) -> str:
     """The module that defines policy ``name``: ``"ebt-dsm"`` -> ``"embodia.policies.ebt.modeling_ebt"``."""
+    if name in OTHER_MODULES:
+        return OTHER_MODULES[name]
     package = name.split("-", 1)[0]
     return f"embodia.policies.{package}.modeling_{package}"
 
@@ -82,7 +96,9 @@ def available_policies() -> list[str]:
         module = f"embodia.policies.{info.name}.modeling_{info.name}"
         if info.ispkg and _module_exists(module):
             importlib.import_module(module)
-    return sorted(n for n, cls in registered_policies().items() if cls.__module__.startswith("embodia.policies."))
+    for module in OTHER_MODULES.values():
+        importlib.import_module(module)
+    return sorted(n for n, cls in registered_policies().items() if cls.__module__.startswith("embodia."))
 
 
 def _module_exists(module: str) -> bool:

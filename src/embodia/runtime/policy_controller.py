@@ -79,11 +79,29 @@ class PolicyController:
         }
 
 
-def policy_controller(checkpoint: str | os.PathLike, env: gym.Env | None = None) -> PolicyController:
-    """Load a policy checkpoint (``Policy.load``) as a controller; ``env`` is accepted for the factory signature.
+def policy_controller(checkpoint: str | os.PathLike, env: gym.Env | None = None) -> Any:
+    """Load a policy checkpoint (``Policy.load``) as a controller for ``env``.
+
+    A plain policy becomes a :class:`PolicyController`. An agent (``embodia.agents``) becomes a ``MemoryAgent``;
+    one trained to act from a later task phase (``act_from_phase``) runs under the hand-over protocol, the env's
+    scripted expert driving the earlier phases (``embodia.agents.handover``), which needs ``env``.
 
     Raises:
         CheckpointError: Missing, corrupt or foreign checkpoint.
+        ValueError: A hand-over agent without ``env``.
     """
     torch.set_num_threads(1)
-    return PolicyController(Policy.load(checkpoint))
+    policy = Policy.load(checkpoint)
+    if policy.name != "agent":
+        return PolicyController(policy)
+    from embodia.agents.agent import MemoryAgent
+    from embodia.agents.handover import HandoverController
+    from embodia.envs.experts import make_expert
+
+    agent = MemoryAgent(policy)
+    phase = policy.config.act_from_phase
+    if phase == 0:
+        return agent
+    if env is None:
+        raise ValueError(f"{checkpoint}: this agent acts from phase {phase}; the hand-over needs the env")
+    return HandoverController(env, make_expert(env), agent, phase)

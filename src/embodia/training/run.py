@@ -98,7 +98,8 @@ def train_run(
         TrainingDivergedError: A step went non-finite (the last checkpoint stays as it was).
     """
     options = RunOptions(policy_kwargs=dict(policy_kwargs or {}), obs_keys=obs_keys, resume=resume, overwrite=overwrite)
-    return execute_run(prepare_run(data, policy_name, run_dir, config, options), config, progress=progress)
+    setup = prepare_run(data, policy_name, run_dir, config, options, progress=progress)
+    return execute_run(setup, config, progress=progress)
 
 
 @dataclass
@@ -123,12 +124,16 @@ def prepare_run(
     options: RunOptions,
     *,
     claim: bool = True,
+    progress: bool = False,
 ) -> RunSetup:
     """Check the data, build the policy and find the state to resume from (see :func:`train_run` for arguments).
 
     With ``claim`` (the process that owns the run) an existing run is refused or, with ``overwrite``, deleted;
     without it (a distributed worker, after the owner has claimed the run) the run directory is only read.
-    Nothing in ``run_dir`` is touched before the data and the policy config have been checked.
+    Nothing in ``run_dir`` is touched before the data and the policy config have been checked. A policy that
+    reads episodes its own way (an agent, ``embodia.agents.model.AgentPolicy``) defines ``data_defaults(episode)``
+    (config fields taken from the data, e.g. the sensor layout) and ``training_windows(episodes, progress=...)``;
+    ``progress`` shows its progress bar.
     """
     config.check_budget()
     resume, overwrite, obs_keys = options.resume, options.overwrite, options.obs_keys
@@ -148,10 +153,21 @@ def prepare_run(
     episodes = load_episodes(data)
     if not episodes:
         raise ValueError(f"--data {data}: every episode file is corrupt (see the warnings above)")
-    defaults = {f.name: f.default for f in dataclasses.fields(cls.config_class) if f.init}
-    n_obs_steps = policy_kwargs.get("n_obs_steps", defaults["n_obs_steps"])
-    horizon = policy_kwargs.get("horizon", defaults["horizon"])
-    windows = EpisodeWindows(episodes, n_obs_steps=n_obs_steps, horizon=horizon, obs_keys=obs_keys)
+    torch.manual_seed(config.seed)  # initial weights (the same in every process)
+    if hasattr(cls, "training_windows"):  # an agent: its rows come from replaying episodes through its memory
+        if obs_keys is not None:
+            raise ValueError(f"--obs-keys does not apply to {policy_name!r}: it reads the observations it needs")
+        policy = make_policy(policy_name, **{**cls.data_defaults(episodes[0]), **policy_kwargs})
+        windows = policy.training_windows(episodes, progress=progress)  # with the initial weights, as on resume
+    else:
+        defaults = {f.name: f.default for f in dataclasses.fields(cls.config_class) if f.init}
+        n_obs_steps = policy_kwargs.get("n_obs_steps", defaults["n_obs_steps"])
+        horizon = policy_kwargs.get("horizon", defaults["horizon"])
+        windows = EpisodeWindows(episodes, n_obs_steps=n_obs_steps, horizon=horizon, obs_keys=obs_keys)
+        policy = make_policy(
+            policy_name, obs_dim=windows.obs_dim, action_dim=windows.action_dim, obs_keys=windows.obs_keys,
+            **policy_kwargs,
+        )  # fmt: skip
     data_info = {
         "dir": str(data),
         "episodes": windows.num_episodes,
@@ -160,10 +176,6 @@ def prepare_run(
         "digest": data_digest(windows),
     }
 
-    torch.manual_seed(config.seed)  # initial weights (the same in every process)
-    policy = make_policy(
-        policy_name, obs_dim=windows.obs_dim, action_dim=windows.action_dim, obs_keys=windows.obs_keys, **policy_kwargs
-    )
     checkpoint = run_dir / CHECKPOINT_NAME
     if claim:  # only now is the run directory touched (--overwrite deletes the old run)
         state = _existing_state(run_dir, checkpoint, resume=resume, overwrite=overwrite)

@@ -91,6 +91,13 @@ class SensorConfig:
         if self.pose_noise < 0:
             raise ValueError(f"pose_noise must be >= 0, got {self.pose_noise}")
 
+    def ray_directions(self) -> np.ndarray:
+        """``(E*A, 3)`` unit ray directions in the robot frame, row-major (elevation, azimuth)."""
+        elev = np.radians(np.linspace(self.min_elevation_deg, self.max_elevation_deg, self.elevations))
+        azim = np.arange(self.azimuths) * (2 * np.pi / self.azimuths)
+        ee, aa = np.meshgrid(elev, azim, indexing="ij")
+        return np.stack([np.cos(ee) * np.cos(aa), np.cos(ee) * np.sin(aa), np.sin(ee)], axis=-1).reshape(-1, 3)
+
 
 def _finite_number(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
@@ -179,13 +186,7 @@ class UrbanNavEnv(MjSpecEnv, EzPickle):
             obs_spaces["rgb"] = spaces.Box(0, 255, shape=(s.rgb_size, s.rgb_size, 3), dtype=np.uint8)
         self.observation_space = spaces.Dict(obs_spaces)
 
-        # Ray directions in the robot frame, row-major (elevation, azimuth): (E*A, 3).
-        elev = np.radians(np.linspace(s.min_elevation_deg, s.max_elevation_deg, s.elevations))
-        azim = np.arange(s.azimuths) * (2 * np.pi / s.azimuths)
-        ee, aa = np.meshgrid(elev, azim, indexing="ij")
-        self._ray_dirs = np.stack([np.cos(ee) * np.cos(aa), np.cos(ee) * np.sin(aa), np.sin(ee)], axis=-1).reshape(
-            -1, 3
-        )  # (E*A, 3)
+        self._ray_dirs = s.ray_directions()  # (E*A, 3) robot frame
         self._ray_geomid = np.zeros(len(self._ray_dirs), dtype=np.int32)
         self._ray_dist = np.zeros(len(self._ray_dirs), dtype=np.float64)
         self._ray_group = np.array([1, 0, 0, 0, 0, 0], dtype=np.uint8)

@@ -1,0 +1,157 @@
+"""The learned agent end to end: memory replay, training rows vs. live rows, gradients, checkpoints, hand-over."""
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from embodia.agents.agent import MemoryAgent
+from embodia.agents.data import AgentWindows
+from embodia.agents.handover import HandoverController
+from embodia.agents.model import AgentConfig, AgentPolicy
+from embodia.envs.experts import make_expert
+from embodia.policies.base import CheckpointError, Policy
+from embodia.runtime.policy_controller import policy_controller
+from embodia.training.config import TrainConfig
+from embodia.training.run import train_run
+
+TINY = {"embed_dim": 16, "width": 16, "policy": "mlp", "policy_kwargs": '{"hidden_dims": [32, 32]}'}
+
+
+def tiny_agent(**kwargs) -> AgentPolicy:
+    torch.manual_seed(0)
+    return AgentPolicy(AgentConfig(**{**TINY, **kwargs}))
+
+
+def test_training_items_recompute_the_live_memory_contents(return_episodes):
+    """End to end: item contents re-encoded from their source observations equal what the live memory returned."""
+    policy = tiny_agent(memory="full")
+    agent = MemoryAgent(policy)
+    episode = return_episodes[0]
+    obs = episode.observations
+    agent.reset()
+    live = [agent.observe({k: v[t] for k, v in obs.items()}) for t in range(len(episode.actions) + 1)]
+    windows = AgentWindows(policy, [episode])
+    np.testing.assert_array_equal(windows.obs, np.stack([s.row for s in live]))  # same rows, same code
+    idx = np.arange(0, len(windows), 7)
+    batch = windows.get_batch(idx)
+    rows = torch.from_numpy(batch["obs"])
+    with torch.no_grad():
+        embeddings, tokens = policy._item_contents(rows, torch.from_numpy(batch["item_obs"]))
+    steps = idx  # one episode: sample i is step i; window position To-1 is the step itself
+    want_e = np.stack([live[t].item_embeddings for t in steps])
+    want_t = np.stack([live[t].item_tokens for t in steps])
+    np.testing.assert_allclose(embeddings[:, -1].numpy(), want_e, atol=2e-5)
+    np.testing.assert_allclose(tokens[:, -1].numpy(), want_t, atol=2e-5)
+    valid = policy.layout.items(rows[:, -1])["valid"]
+    assert valid.any(), "the memory returned no item at all"
+    stats = agent.memory.stats()
+    assert stats["nodes"] >= 2 and stats["leaves"] > 10 and stats["stm_entries"] >= 1
+
+
+def test_policy_loss_reaches_encoder_and_R_through_the_memory(return_episodes):
+    policy = tiny_agent(memory="full", cycle_weight=0.0)
+    windows = AgentWindows(policy, return_episodes[:1])
+    policy.fit_normalizer(windows.obs, windows.actions)
+    batch = windows.sample(16, np.random.default_rng(0))
+    policy.train()
+    # Only the memory path: gradient of the policy loss w.r.t. the encoder through the items' contents.
+    rows = torch.from_numpy(batch["obs"])
+    embeddings, tokens = policy._item_contents(rows, torch.from_numpy(batch["item_obs"]))
+    features = policy.features(rows, embeddings, tokens)
+    memory_part = features[..., policy.config.embed_dim :].pow(2).sum()
+    memory_part.backward()
+    assert sum(float(p.grad.abs().sum()) for p in policy.encoder.parameters() if p.grad is not None) > 0
+    assert sum(float(p.grad.abs().sum()) for p in policy.memory.tokens.R.parameters() if p.grad is not None) > 0
+    policy.zero_grad()
+    loss, terms = policy.compute_loss(batch)
+    loss.backward()
+    assert np.isfinite(terms["policy_loss"])
+
+
+def test_loss_decreases_and_checkpoint_round_trips(tmp_path, return_episodes):
+    policy = tiny_agent(memory="full", act_from_phase=1)
+    windows = AgentWindows(policy, return_episodes)
+    phase = np.concatenate([ep.infos["phase"] for ep in return_episodes])
+    assert len(windows) == int((phase >= 1).sum())  # samples: return-phase steps only
+    policy.fit_normalizer(windows.obs, windows.actions)
+    opt = torch.optim.AdamW(policy.parameters(), lr=3e-3)
+    rng = np.random.default_rng(0)
+    fixed = windows.get_batch(np.arange(0, len(windows), max(1, len(windows) // 64)))
+    policy.train()
+    first = float(policy.compute_loss(fixed)[0].detach())
+    for _ in range(60):
+        loss, _ = policy.compute_loss(windows.sample(32, rng))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(policy.compute_loss(fixed)[0].detach()) < 0.7 * first
+    path = policy.save(tmp_path / "agent.pt")
+    loaded = Policy.load(path)
+    assert isinstance(loaded, AgentPolicy) and loaded.config == policy.config
+    policy.eval()
+    a, b = MemoryAgent(policy), MemoryAgent(loaded)
+    obs = {k: v[0] for k, v in return_episodes[0].observations.items()}
+    a.reset(seed=1)
+    b.reset(seed=1)
+    np.testing.assert_array_equal(a.act(obs), b.act(obs))
+    with pytest.raises(CheckpointError, match="memory: checkpoint 'full', expected 'none'"):
+        AgentPolicy.load_matching(path, AgentConfig(**{**TINY, "memory": "none", "act_from_phase": 1}))
+
+
+def test_handover_agent_watches_then_acts(tmp_path, return_episodes):
+    policy = tiny_agent(memory="stm", act_from_phase=1)
+    policy.fit_normalizer(np.zeros((2, policy.config.obs_dim)), np.stack([-np.ones(3), np.ones(3)]))
+    path = policy.save(tmp_path / "agent.pt")
+    env = gym.make("embodia/UrbanNav-Return-v0", max_steps=1200)
+    controller = policy_controller(path, env)
+    assert isinstance(controller, HandoverController)
+    obs, _ = env.reset(seed=0)
+    controller.reset(seed=0)
+    steps, done = 0, False
+    while not done:
+        obs, _, terminated, truncated, info = env.step(controller.act(obs))
+        steps += 1
+        done = terminated or truncated
+    figures = controller.info()
+    assert figures["handover_step"] > 0 and figures["memory"] == "stm"
+    assert controller.agent.memory.step == steps  # the agent observed every step, also while the expert drove
+    assert info["metrics"]["phases_done"] >= 1
+    env.close()
+    with pytest.raises(ValueError, match="phased task"):
+        HandoverController(gym.make("embodia/PushBlock-v0"), make_expert(env), MemoryAgent(policy), 1)
+
+
+def test_agent_rejects_bad_observations(return_episodes):
+    agent = MemoryAgent(tiny_agent(memory="full"))
+    obs = {k: v[0] for k, v in return_episodes[0].observations.items()}
+    agent.reset()
+    with pytest.raises(ValueError, match="missing \\['pose'\\]"):
+        agent.act({k: v for k, v in obs.items() if k != "pose"})
+    with pytest.raises(ValueError, match="'depth' has 10 values"):
+        agent.act({**obs, "depth": np.ones(10, dtype=np.float32)})
+    with pytest.raises(ValueError, match="NaN or inf"):
+        agent.act({**obs, "pose": np.array([np.nan, 0, 0], dtype=np.float32)})
+
+
+def test_train_run_trains_an_agent_and_resume_names_a_config_mismatch(tmp_path, return_demos):
+    run = tmp_path / "run"
+    config = TrainConfig(steps=6, batch_size=8, lr=1e-3, warmup_steps=1)
+    kwargs = {**TINY, "memory": "no-graph", "act_from_phase": 1}
+    result = train_run(return_demos, "agent", run, config, policy_kwargs=kwargs, progress=False)
+    assert result.steps == 6
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["policy"] == "agent"
+    assert (run / "tb").is_dir() and (run / "policy.pt").is_file()
+    resumed = train_run(
+        return_demos, "agent", run, TrainConfig(steps=8, batch_size=8, lr=1e-3, warmup_steps=1),
+        policy_kwargs=kwargs, resume=True, progress=False,
+    )  # fmt: skip
+    assert resumed.steps == 8
+    with pytest.raises(ValueError, match="memory"):
+        train_run(
+            return_demos, "agent", run, TrainConfig(steps=10, batch_size=8, lr=1e-3, warmup_steps=1),
+            policy_kwargs={**kwargs, "memory": "full"}, resume=True, progress=False,
+        )  # fmt: skip
