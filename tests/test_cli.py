@@ -11,7 +11,7 @@ import pytest
 from embodia.data.episodes import read_episode
 
 
-def embodia(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def embodia(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "MUJOCO_GL": "egl", "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, "-m", "embodia.cli", *args],
@@ -19,7 +19,7 @@ def embodia(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
         text=True,
         env=env,
         cwd=cwd,
-        timeout=300,
+        timeout=timeout,
     )
 
 
@@ -98,9 +98,28 @@ def test_bad_flag_type_is_reported_without_traceback(tmp_path):
     assert "--episodes" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.timeout(480)
 def test_demo_quick(tmp_path):
-    proc = embodia("demo", "--quick", "--out", str(tmp_path / "demo"))
-    assert proc.returncode == 0, proc.stderr
-    for name in ("UrbanNav-v0", "UrbanNav-Return-v0", "PushBlock-v0", "PushT-v0"):
-        summary = json.loads((tmp_path / "demo" / "episodes" / name / "summary.json").read_text())
-        assert summary["episodes"] == 3
+    """The main job end to end: demos, training on Ray, held-out eval, report, TensorBoard logs and a replay."""
+    out = tmp_path / "demo"
+    proc = embodia("demo", "--quick", "--no-progress", "--out", str(out), timeout=420)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    rows = {row["name"]: row for rows in report["envs"].values() for row in rows}
+    assert {"agent-ebt-memory", "agent-ebt-no-memory", "modular-memory", "ebt", "diffusion", "mlp"} <= set(rows)
+    for name in ("agent-ebt-memory", "ebt"):
+        assert rows[name]["train"]["steps"] > 0 and (out / "runs" / name / "policy.pt").is_file()
+        assert list((out / "runs" / name / "tb").glob("events.out.tfevents.*"))
+        assert list((out / "eval" / name / "tb").glob("events.out.tfevents.*"))
+        assert rows[name]["latency_ms"]["mean"] > 0
+    assert rows["expert-nav"]["metrics"]["tc"]["mean"] == 1.0
+    nav = rows["agent-ebt-memory"]["metrics"]
+    assert set(nav) == {"tc", "spd", "ndtw", "sed"} and all(len(m["ci95"]) == 2 for m in nav.values())
+    assert report["memory_effect"]["tc"]["n"] == report["eval_episodes"]
+    text = (out / "report.md").read_text()
+    assert "| agent-ebt-memory |" in text and "Memory effect" in text and "PushBlock-v0" in text
+    import imageio.v2 as imageio
+
+    reader = imageio.get_reader(str(out / report["replay"]))
+    assert reader.count_frames() > 10
+    reader.close()

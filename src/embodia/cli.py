@@ -12,15 +12,6 @@ import tyro
 
 from embodia.training.config import TrainConfig
 
-NAV_KEYS = ("success", "tc", "spd", "ndtw", "sed", "spl", "path_length", "collisions", "steps")
-PUSH_KEYS = ("success", "position_error", "orientation_error_deg", "coverage", "max_coverage", "steps")
-DEMO_ENVS = (
-    ("embodia/UrbanNav-v0", NAV_KEYS),
-    ("embodia/UrbanNav-Return-v0", NAV_KEYS),
-    ("embodia/PushBlock-v0", PUSH_KEYS),
-    ("embodia/PushT-v0", PUSH_KEYS),
-)
-
 
 @dataclass
 class RolloutOptions:
@@ -65,16 +56,16 @@ class CollectCommand:
 
 @dataclass
 class DemoCommand:
-    """The main job: collect and summarise expert episodes on every embodia environment."""
+    """The main job: expert demos, brief training of the memory + EBT agent and baselines, held-out eval, report.md."""
 
     out: Path = Path("runs/demo")
-    """Run directory; episodes go to <out>/episodes/<env>/."""
-    episodes: int = 20
-    """Episodes per environment."""
-    seed: int = 0
-    """Seed of the first episode."""
+    """Run directory: demos/, runs/ (training, TensorBoard), eval/, replay/, report.md, report.json."""
     quick: bool = False
-    """A few episodes only (a smoke run)."""
+    """A smoke run of the whole pipeline (within 3 minutes on 2 cores); the default takes up to 15."""
+    workers: int = 2
+    """Ray workers (CPUs) for collection, training and evaluation."""
+    progress: bool = True
+    """Show progress bars."""
 
 
 @dataclass
@@ -160,16 +151,14 @@ def run_collect(cmd: CollectCommand) -> int:
 
 def run_demo(cmd: DemoCommand) -> int:
     """Runs ``embodia demo``."""
-    from embodia.runtime.collect import collect, format_summary
+    import torch
 
-    episodes = 3 if cmd.quick else cmd.episodes
-    if episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {episodes}")
-    for env_id, keys in DEMO_ENVS:
-        out = cmd.out / "episodes" / env_id.split("/")[-1]
-        summary = collect(env_id, episodes, out, seed=cmd.seed, overwrite=True)
-        print(format_summary(summary, keys))
-        print(f"  episodes and summary.json in {out}\n")
+    from embodia.demo import run_demo as demo
+
+    torch.set_num_threads(1)
+    report = demo(cmd.out, quick=cmd.quick, workers=cmd.workers, progress=cmd.progress)
+    print((cmd.out / "report.md").read_text())
+    print(f"report: {cmd.out / 'report.md'}   replay: {cmd.out / report['replay']}   tensorboard --logdir {cmd.out}")
     return 0
 
 
@@ -179,6 +168,7 @@ def run_eval(cmd: EvalCommand) -> int:
 
     from embodia.policies.base import Policy
     from embodia.runtime.collect import collect, format_summary
+    from embodia.runtime.experiment import log_eval
     from embodia.runtime.policy_controller import policy_controller
 
     policy = Policy.load(cmd.checkpoint)  # fail fast on a missing, corrupt or foreign checkpoint
@@ -189,23 +179,10 @@ def run_eval(cmd: EvalCommand) -> int:
     summary = collect(
         cmd.env, cmd.episodes, cmd.out, seed=cmd.seed, controller_fn=controller_fn, **cmd.rollout.collect_kwargs()
     )
-    _log_eval(cmd.out / "tb", summary, policy.name, str(cmd.checkpoint))
+    log_eval(cmd.out / "tb", summary, f"{policy.name} ({cmd.checkpoint})")
     print(format_summary(summary))
     print(f"wrote {summary['episodes']} episodes, summary.json and tb/ to {cmd.out}")
     return 0
-
-
-def _log_eval(log_dir: Path, summary: dict, policy_name: str, checkpoint: str) -> None:
-    """``eval/<metric>`` scalars (means) and a text table of means with 95 % CIs, in TensorBoard."""
-    from torch.utils.tensorboard import SummaryWriter
-
-    rows = ["| metric | mean | 95 % CI | n |", "|---|---|---|---|"]
-    with SummaryWriter(str(log_dir)) as writer:
-        for key, m in summary["metrics"].items():
-            writer.add_scalar(f"eval/{key}", m["mean"], 0)
-            rows.append(f"| {key} | {m['mean']:.4g} | [{m['ci95'][0]:.4g}, {m['ci95'][1]:.4g}] | {m['n']} |")
-        header = f"{policy_name} ({checkpoint}) on {summary['env']}, {summary['episodes']} episodes\n\n"
-        writer.add_text("eval/summary", header + "\n".join(rows), 0)
 
 
 def run_train(cmd: TrainCommand) -> int:

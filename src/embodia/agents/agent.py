@@ -63,6 +63,7 @@ class MemoryAgent:
         self._plan_ms: list[float] = []
         self._nfe: list[float] = []
         self._observe_ms: list[float] = []
+        self._act_ms: list[float] = []
 
     @property
     def memory(self) -> Any:
@@ -77,7 +78,7 @@ class MemoryAgent:
             self.memory.reset()
         self.policy.reset()
         self._window.clear()
-        self._plan_ms, self._nfe, self._observe_ms = [], [], []
+        self._plan_ms, self._nfe, self._observe_ms, self._act_ms = [], [], [], []
 
     def raw_row(self, obs: dict[str, Any]) -> np.ndarray:
         """The raw part ``(raw_width,)`` float32 of an observation row.
@@ -158,6 +159,7 @@ class MemoryAgent:
 
     def act(self, obs: dict[str, Any]) -> np.ndarray:
         """Observe, then the next action ``(Da,)`` float32 of the current plan (re-planning when it is used up)."""
+        act_start = time.perf_counter()
         self.observe(obs)
         replans = len(self.policy._action_queue) == 0
         start = time.perf_counter()
@@ -167,10 +169,16 @@ class MemoryAgent:
             self._plan_ms.append(1e3 * (time.perf_counter() - start))
             nfe = self.policy.last_nfe
             self._nfe.append(float(nfe.float().mean()) if isinstance(nfe, torch.Tensor) else 1.0)
+        self._act_ms.append(1e3 * (time.perf_counter() - act_start))
         return action
 
     def info(self) -> dict[str, Any]:
-        """Per-episode figures: agent, memory mode, re-plans, plan and observe latency (ms), memory statistics."""
+        """Per-episode figures of the agent.
+
+        Returns:
+            Agent, memory mode, re-plans, latency (ms) per plan, per observation and per action (``act`` calls:
+            observe + amortised plans), network evaluations per plan, memory statistics.
+        """
         out: dict[str, Any] = {
             "policy": self.policy.name,
             "inner_policy": self.policy.config.policy,
@@ -179,6 +187,7 @@ class MemoryAgent:
             "plan_ms_mean": float(np.mean(self._plan_ms)) if self._plan_ms else 0.0,
             "plan_ms_max": float(np.max(self._plan_ms)) if self._plan_ms else 0.0,
             "observe_ms_mean": float(np.mean(self._observe_ms)) if self._observe_ms else 0.0,
+            "act_ms_mean": float(np.mean(self._act_ms)) if self._act_ms else 0.0,
             "nfe_mean": float(np.mean(self._nfe)) if self._nfe else 0.0,
         }
         if self.memory is not None:

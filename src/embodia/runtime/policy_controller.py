@@ -42,6 +42,7 @@ class PolicyController:
         self._started = False
         self._plan_ms: list[float] = []
         self._nfe: list[float] = []
+        self._act_ms: list[float] = []
 
     def reset(self, seed: int | None = None) -> None:
         """Start an episode (seeds torch with ``seed`` when given)."""
@@ -49,10 +50,11 @@ class PolicyController:
             torch.manual_seed(seed)
         self.policy.reset()
         self._started = False
-        self._plan_ms, self._nfe = [], []
+        self._plan_ms, self._nfe, self._act_ms = [], [], []
 
     def act(self, obs: Any) -> np.ndarray:
         """The next action ``(Da,)`` float32 for observation ``obs`` (the env's observation, Dict or Box)."""
+        act_start = time.perf_counter()
         if self._started:
             self.window.push(obs)
         else:
@@ -66,12 +68,19 @@ class PolicyController:
             self._plan_ms.append(1e3 * (time.perf_counter() - start))
             last_nfe = getattr(self.policy, "last_nfe", None)
             self._nfe.append(float(last_nfe.float().mean()) if isinstance(last_nfe, torch.Tensor) else 1.0)
+        self._act_ms.append(1e3 * (time.perf_counter() - act_start))
         return action
 
     def info(self) -> dict[str, Any]:
-        """Per-episode figures: policy name, re-plans, mean/max plan latency (ms) and network evaluations per plan."""
+        """Per-episode figures of the controller.
+
+        Returns:
+            Policy name, re-plans, mean/max plan latency (ms), mean latency per action (ms, over all ``act`` calls:
+            re-plans amortised) and network evaluations per plan.
+        """
         return {
             "policy": self.policy.name,
+            "act_ms_mean": float(np.mean(self._act_ms)) if self._act_ms else 0.0,
             "plans": len(self._plan_ms),
             "plan_ms_mean": float(np.mean(self._plan_ms)) if self._plan_ms else 0.0,
             "plan_ms_max": float(np.max(self._plan_ms)) if self._plan_ms else 0.0,

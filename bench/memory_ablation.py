@@ -1,0 +1,163 @@
+"""Memory ablation on UrbanNav-Return-v0: what Mem4Nav memory adds to the same agent, with 95 % confidence intervals.
+
+Protocol (hand-over, ``embodia.agents.handover``): the scripted expert drives the outbound phase while the agent
+watches (its memory is written as if it drove), then the agent drives the return phase ("go back to the <landmark>
+you passed", a landmark out of view from where the return starts). TC, SPD, nDTW and SED of the episode then
+measure the return.
+
+Rows, per memory mode (``full`` and ``none`` by default; ``--modes`` for the other ablations):
+
+* ``agent/<mode>``: the learned agent (encoder + memory + EBT-Policy by default), trained end to end on the
+  return-phase steps of expert demonstrations with the same inner policy, steps, batch size and seed in every
+  mode;
+* ``modular/<mode>``: the modular agent (no learning), which plans on the memory's topology graph to the
+  remembered landmark, or explores and reacts to what it sees without memory.
+
+Every row is evaluated on the same held-out seeds, so ``TC(full) - TC(none)`` is a paired difference; its 95 %
+interval is the Student-t interval over episodes. Everything runs on a local Ray instance with ``--workers``
+CPUs (training as parallel tasks, evaluation on the rollout pool).
+
+Usage: python bench/memory_ablation.py [--demos 40] [--episodes 40] [--steps 1500] [--modes full none] [--quick]
+Writes bench/results/memory_ablation.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+import embodia  # noqa: F401  (registers the environments)
+from embodia.agents.ablation import MEMORY_MODES
+from embodia.agents.modular import modular_controller
+from embodia.runtime.collect import collect
+from embodia.runtime.experiment import Variant, evaluate_variants, paired_difference, train_variants
+from embodia.training.config import TrainConfig
+
+RESULTS = Path(__file__).parent / "results" / "memory_ablation.json"
+ENV_ID = "embodia/UrbanNav-Return-v0"
+EVAL_SEED = 1_000_000
+METRICS = ("tc", "spd", "ndtw", "sed")
+
+
+def variants(modes: list[str], inner: str) -> list[Variant]:
+    rows = []
+    for mode in modes:
+        kwargs = {"memory": mode, "policy": inner, "act_from_phase": 1}
+        rows.append(Variant(f"agent-{mode}", ENV_ID, policy="agent", policy_kwargs=kwargs))
+    for mode in modes:
+        controller = functools.partial(modular_controller, mode, 1)
+        rows.append(Variant(f"modular-{mode}", ENV_ID, controller=controller))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--demos", type=int, default=40, help="expert demonstrations to train on")
+    parser.add_argument("--episodes", type=int, default=40, help="held-out evaluation episodes per row")
+    parser.add_argument("--steps", type=int, default=1500, help="training steps per learned agent")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--inner", default="ebt", help="inner policy of the learned agents")
+    parser.add_argument("--modes", nargs="+", default=["full", "none"], choices=MEMORY_MODES)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=None, help="working directory (default: a temporary one)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 6 demos, 4 episodes, 20 steps")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.quick:
+        args.demos, args.episodes, args.steps = 6, 4, 20
+    if "none" not in args.modes:
+        parser.error("--modes must include 'none' (the baseline every difference is taken against)")
+    work = args.work or Path(tempfile.mkdtemp(prefix="memory_ablation_"))
+    start = time.perf_counter()
+
+    demos = collect(ENV_ID, args.demos, work / "demos", seed=0, overwrite=True, workers=args.workers)
+    print(f"demos: {args.demos} expert episodes, TC {demos['metrics']['tc']['mean']:.2f}")
+    rows = variants(args.modes, args.inner)
+    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=min(100, args.steps))
+    t0 = time.perf_counter()
+    trained = train_variants(rows, {ENV_ID: work / "demos"}, work / "runs", config, workers=args.workers)
+    train_s = time.perf_counter() - t0
+    evals = evaluate_variants(
+        rows, work / "runs", work / "eval", episodes=args.episodes, seed=EVAL_SEED, workers=args.workers
+    )
+
+    table = {}
+    for v in rows:
+        m = evals[v.name]["metrics"]
+        row = {k: {"mean": m[k]["mean"], "ci95": m[k]["ci95"]} for k in METRICS}
+        per = evals[v.name]["per_episode"]
+        for key in ("memory/stm_hit_rate", "memory/ltm_hit_rate", "plan_ms_mean", "observe_ms_mean"):
+            values = [r[key] for r in per if key in r]
+            if values:
+                row[key] = round(float(sum(values) / len(values)), 4)
+        if v.name in trained:
+            s = trained[v.name]
+            row["train"] = {"steps": s["steps"], "seconds": s["elapsed_s"], "final_loss": s["last_terms"].get("loss")}
+        row["eval_s"] = evals[v.name]["eval_s"]
+        table[v.name] = row
+    differences = {}
+    for family in ("agent", "modular"):
+        base = evals[f"{family}-none"]
+        for mode in args.modes:
+            if mode != "none":
+                name = f"{family}-{mode}"
+                differences[f"{name} minus {family}-none"] = {
+                    k: paired_difference(evals[name], base, k) for k in ("tc", "ndtw", "spd")
+                }
+
+    print(f"\nMemory ablation on {ENV_ID} (hand-over protocol), {args.episodes} held-out episodes per row")
+    print(f"{'row':<20} {'TC':>22} {'SPD (m)':>22} {'nDTW':>22} {'SED':>8}  hit rates stm/ltm")
+    for name, row in table.items():
+        cells = [
+            f"{row[k]['mean']:.3f} [{row[k]['ci95'][0]:.2f},{row[k]['ci95'][1]:.2f}]" for k in ("tc", "spd", "ndtw")
+        ]
+        hits = f"{row.get('memory/stm_hit_rate', float('nan')):.2f}/{row.get('memory/ltm_hit_rate', float('nan')):.2f}"
+        print(f"{name:<20} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22} {row['sed']['mean']:>8.3f}  {hits}")
+    print("\nPaired differences (same seeds), mean [95% CI]:")
+    for label, diff in differences.items():
+        tc, nd = diff["tc"], diff["ndtw"]
+        print(
+            f"  {label:<36} TC {tc['mean']:+.3f} [{tc['ci95'][0]:+.3f}, {tc['ci95'][1]:+.3f}]"
+            f"   nDTW {nd['mean']:+.3f} [{nd['ci95'][0]:+.3f}, {nd['ci95'][1]:+.3f}]"
+        )
+    total = time.perf_counter() - start
+    payload = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": 1},
+        "settings": {
+            "env": ENV_ID,
+            "protocol": "hand-over (expert outbound, agent return)",
+            "demos": args.demos,
+            "eval_episodes": args.episodes,
+            "eval_seeds": [EVAL_SEED, EVAL_SEED + args.episodes - 1],
+            "train": config.to_dict(),
+            "inner_policy": args.inner,
+            "modes": args.modes,
+            "workers": args.workers,
+            "quick": args.quick,
+        },
+        "demos_tc": demos["metrics"]["tc"]["mean"],
+        "rows": table,
+        "differences": differences,
+        "train_s": round(train_s, 1),
+        "total_s": round(total, 1),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"\nwrote {args.out} ({total:.0f} s)")
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
