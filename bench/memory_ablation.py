@@ -5,7 +5,8 @@ watches (its memory is written as if it drove), then the agent drives the return
 you passed", a landmark out of view from where the return starts). TC, SPD, nDTW and SED of the episode then
 measure the return.
 
-Rows, per memory mode (``full`` and ``none`` by default; ``--modes`` for the other ablations):
+Rows, per memory mode (learned agents: ``full`` and ``none`` by default, ``--modes``; modular agents: all six
+modes, ``--modular-modes``):
 
 * ``agent/<mode>``: the learned agent (encoder + memory + EBT-Policy by default), trained end to end on the
   return-phase steps of expert demonstrations with the same inner policy, steps, batch size and seed in every
@@ -17,7 +18,8 @@ Every row is evaluated on the same held-out seeds, so ``TC(full) - TC(none)`` is
 interval is the Student-t interval over episodes. Everything runs on a local Ray instance with ``--workers``
 CPUs (training as parallel tasks, evaluation on the rollout pool).
 
-Usage: python bench/memory_ablation.py [--demos 40] [--episodes 40] [--steps 1500] [--modes full none] [--quick]
+Usage: python bench/memory_ablation.py [--demos 40] [--episodes 40] [--steps 1500] [--modes full none]
+       [--modular-modes full none ...] [--quick]
 Writes bench/results/memory_ablation.json.
 """
 
@@ -49,12 +51,12 @@ EVAL_SEED = 1_000_000
 METRICS = ("tc", "spd", "ndtw", "sed")
 
 
-def variants(modes: list[str], inner: str) -> list[Variant]:
+def variants(learned_modes: list[str], modular_modes: list[str], inner: str) -> list[Variant]:
     rows = []
-    for mode in modes:
+    for mode in learned_modes:
         kwargs = {"memory": mode, "policy": inner, "act_from_phase": 1}
         rows.append(Variant(f"agent-{mode}", ENV_ID, policy="agent", policy_kwargs=kwargs))
-    for mode in modes:
+    for mode in modular_modes:
         controller = functools.partial(modular_controller, mode, 1)
         rows.append(Variant(f"modular-{mode}", ENV_ID, controller=controller))
     return rows
@@ -68,7 +70,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--inner", default="ebt", help="inner policy of the learned agents")
-    parser.add_argument("--modes", nargs="+", default=["full", "none"], choices=MEMORY_MODES)
+    parser.add_argument("--modes", nargs="+", default=["full", "none"], choices=MEMORY_MODES, help="learned agents")
+    parser.add_argument("--modular-modes", nargs="+", default=list(MEMORY_MODES), choices=MEMORY_MODES)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--work", type=Path, default=None, help="working directory (default: a temporary one)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 6 demos, 4 episodes, 20 steps")
@@ -76,20 +79,20 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.demos, args.episodes, args.steps = 6, 4, 20
-    if "none" not in args.modes:
-        parser.error("--modes must include 'none' (the baseline every difference is taken against)")
+    if "none" not in args.modes or "none" not in args.modular_modes:
+        parser.error("--modes and --modular-modes must include 'none' (the baseline differences are taken against)")
     work = args.work or Path(tempfile.mkdtemp(prefix="memory_ablation_"))
     start = time.perf_counter()
 
-    demos = collect(ENV_ID, args.demos, work / "demos", seed=0, overwrite=True, workers=args.workers)
+    demos = collect(ENV_ID, args.demos, work / "demos", seed=0, overwrite=True, workers=args.workers, progress=False)
     print(f"demos: {args.demos} expert episodes, TC {demos['metrics']['tc']['mean']:.2f}")
-    rows = variants(args.modes, args.inner)
+    rows = variants(args.modes, args.modular_modes, args.inner)
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=min(100, args.steps))
     t0 = time.perf_counter()
     trained = train_variants(rows, {ENV_ID: work / "demos"}, work / "runs", config, workers=args.workers)
     train_s = time.perf_counter() - t0
     evals = evaluate_variants(
-        rows, work / "runs", work / "eval", episodes=args.episodes, seed=EVAL_SEED, workers=args.workers
+        rows, work / "runs", work / "eval", episodes=args.episodes, seed=EVAL_SEED, workers=args.workers, progress=False
     )
 
     table = {}
@@ -107,9 +110,9 @@ def main() -> None:
         row["eval_s"] = evals[v.name]["eval_s"]
         table[v.name] = row
     differences = {}
-    for family in ("agent", "modular"):
+    for family, modes in (("agent", args.modes), ("modular", args.modular_modes)):
         base = evals[f"{family}-none"]
-        for mode in args.modes:
+        for mode in modes:
             if mode != "none":
                 name = f"{family}-{mode}"
                 differences[f"{name} minus {family}-none"] = {

@@ -92,7 +92,8 @@ class TrainCommand:
     data: Path
     """Directory of episode files (*.h5)."""
     policy: str = "ebt"
-    """Policy to train: ebt, ebt-dsm, diffusion or mlp."""
+    """Policy to train: ebt, ebt-dsm, diffusion, mlp, or agent (UrbanNav: encoder + Mem4Nav memory + an inner
+    policy; --policy-kwargs '{"memory": "none", "policy": "diffusion", "act_from_phase": 1}')."""
     run: Path | None = None
     """Run directory for TensorBoard events, checkpoints/last.pt, policy.pt and summary.json (default runs/<policy>)."""
     hp: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=TrainConfig)
@@ -158,7 +159,7 @@ def run_demo(cmd: DemoCommand) -> int:
     torch.set_num_threads(1)
     report = demo(cmd.out, quick=cmd.quick, workers=cmd.workers, progress=cmd.progress)
     print((cmd.out / "report.md").read_text())
-    print(f"report: {cmd.out / 'report.md'}   replay: {cmd.out / report['replay']}   tensorboard --logdir {cmd.out}")
+    print(f"report: {cmd.out / 'report.md'}   replay: {report['replay']}   tensorboard --logdir {cmd.out}")
     return 0
 
 

@@ -32,6 +32,8 @@ __all__ = ["DemoSettings", "run_demo"]
 NAV_ENV = "embodia/UrbanNav-Return-v0"
 PUSH_ENV = "embodia/PushBlock-v0"
 EVAL_SEED = 1_000_000
+REPLAY_ROW = "agent-ebt-memory"
+"""The row whose first evaluation episode is rendered to ``replay/``."""
 
 
 @dataclass(frozen=True)
@@ -130,21 +132,30 @@ def run_demo(out: Path, *, quick: bool = False, workers: int = 2, progress: bool
         progress=progress,
     )  # fmt: skip
     for name, summary in evals.items():
-        log_eval(out / "eval" / name / "tb", summary, name)
+        log_dir = out / "eval" / name / "tb"
+        for stale in log_dir.glob("events.out.tfevents.*"):  # a rerun into the same --out starts the logs afresh
+            stale.unlink()
+        log_eval(log_dir, summary, name)
     timings["eval_s"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    replay_dir = out / "eval" / "agent-ebt-memory"
-    from embodia.data.episodes import episode_files, read_episode
-
-    episode = read_episode(episode_files(replay_dir)[0])
-    replay = write_video(render_episode(episode, camera="top"), out / "replay" / "agent-ebt-memory_episode0.mp4")
-    timings["replay_s"] = time.perf_counter() - t
-    timings["total_s"] = time.perf_counter() - start
 
     from embodia.demo_report import build_report, format_report
 
-    report = build_report(variants, trained, evals, settings, config, timings, replay.relative_to(out), workers)
+    report_args = (variants, trained, evals, settings, config)
+    t = time.perf_counter()
+    replay = out / "replay" / f"{REPLAY_ROW}_episode0.mp4"
+    report = build_report(*report_args, {**timings, "total_s": time.perf_counter() - start}, None, workers)
+    write_json_atomic(out / "report.json", report)  # written before the replay: a failed render loses nothing
+    try:
+        from embodia.data.episodes import episode_files, read_episode
+
+        episode = read_episode(episode_files(out / "eval" / REPLAY_ROW)[0])
+        write_video(render_episode(episode, camera="top"), replay)
+        replay_note = str(replay.relative_to(out))
+    except Exception as exc:  # rendering needs EGL and ffmpeg; the report says what went wrong
+        replay_note = f"not written ({type(exc).__name__}: {exc})"
+    timings["replay_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - start
+    report = build_report(*report_args, timings, replay_note, workers)
     write_json_atomic(out / "report.json", report)
     (out / "report.md").write_text(format_report(report))
     return report

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,7 +40,7 @@ def build_report(
     settings: Any,
     config: Any,
     timings: dict[str, float],
-    replay: Path,
+    replay: str | None,
     workers: int,
 ) -> dict[str, Any]:
     """The report as plain data (what ``report.json`` holds and ``format_report`` prints)."""
@@ -65,7 +64,7 @@ def build_report(
         "eval_episodes": settings.eval_episodes,
         "envs": envs,
         "memory_effect": memory_effect,
-        "replay": str(replay),
+        "replay": replay,
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
     }
 
@@ -123,13 +122,13 @@ def format_report(report: dict[str, Any]) -> str:
         "",
         "## Files",
         "",
-        f"- replay video: `{report['replay']}`",
+        f"- replay video: `{report['replay']}`" if report["replay"] else "- replay video: not rendered yet",
         "- training logs: `runs/<row>/tb` (`tensorboard --logdir .` from this directory)",
         "- checkpoints: `runs/<row>/policy.pt` (`embodia eval --checkpoint ...` runs one again)",
         "- evaluation: `eval/<row>/` (episode files, `summary.json`, `tb/`)",
         "",
         f"Time: collect {t['collect_s']:.0f} s, train {t['train_s']:.0f} s, evaluate {t['eval_s']:.0f} s, "
-        f"replay {t['replay_s']:.0f} s, total {t['total_s']:.0f} s.",
+        f"replay {t.get('replay_s', 0.0):.0f} s, total {t['total_s']:.0f} s.",
         "",
     ]
     return "\n".join(lines)

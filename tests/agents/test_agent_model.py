@@ -51,31 +51,38 @@ def test_training_items_recompute_the_live_memory_contents(return_episodes):
     assert stats["nodes"] >= 2 and stats["leaves"] > 10 and stats["stm_entries"] >= 1
 
 
-def test_policy_loss_reaches_encoder_and_R_through_the_memory(return_episodes):
-    policy = tiny_agent(memory="full", cycle_weight=0.0)
+@pytest.mark.parametrize("inner", ["ebt", "mlp"])
+def test_policy_loss_reaches_encoder_R_and_read_init_through_the_memory(return_episodes, inner):
+    """With the cycle loss off, R and read_init get gradients only from the policy loss through the memory items."""
+    policy = tiny_agent(memory="full", cycle_weight=0.0, policy=inner, policy_kwargs="{}")
     windows = AgentWindows(policy, return_episodes[:1])
     policy.fit_normalizer(windows.obs, windows.actions)
-    batch = windows.sample(16, np.random.default_rng(0))
+    batch = windows.sample(32, np.random.default_rng(0))
+    items = policy.layout.items(torch.from_numpy(batch["obs"]).reshape(64, -1))
+    assert items["first"].any() and (items["valid"] & ~items["first"]).any()
     policy.train()
-    # Only the memory path: gradient of the policy loss w.r.t. the encoder through the items' contents.
-    rows = torch.from_numpy(batch["obs"])
-    embeddings, tokens = policy._item_contents(rows, torch.from_numpy(batch["item_obs"]))
-    features = policy.features(rows, embeddings, tokens)
-    memory_part = features[..., policy.config.embed_dim :].pow(2).sum()
-    memory_part.backward()
-    assert sum(float(p.grad.abs().sum()) for p in policy.encoder.parameters() if p.grad is not None) > 0
-    assert sum(float(p.grad.abs().sum()) for p in policy.memory.tokens.R.parameters() if p.grad is not None) > 0
-    policy.zero_grad()
     loss, terms = policy.compute_loss(batch)
     loss.backward()
-    assert np.isfinite(terms["policy_loss"])
+    assert np.isfinite(terms["policy_loss"]) and "cycle_loss" not in terms
+
+    def grad(params):
+        return sum(float(p.grad.abs().sum()) for p in params if p.grad is not None)
+
+    assert grad(policy.encoder.parameters()) > 0
+    assert grad(policy.memory.tokens.R.parameters()) > 0
+    assert grad([policy.memory.tokens.read_init]) > 0
+    assert grad(policy.memory.key_projection.parameters()) == 0  # retrieval is a discrete choice: no gradient
 
 
 def test_loss_decreases_and_checkpoint_round_trips(tmp_path, return_episodes):
     policy = tiny_agent(memory="full", act_from_phase=1)
     windows = AgentWindows(policy, return_episodes)
-    phase = np.concatenate([ep.infos["phase"] for ep in return_episodes])
-    assert len(windows) == int((phase >= 1).sum())  # samples: return-phase steps only
+    # samples: actions chosen in the return phase (the phase before the step), the hand-over's own steps
+    chosen_in = np.concatenate([np.r_[0, ep.infos["phase"][:-1]] for ep in return_episodes])
+    assert len(windows) == int((chosen_in >= 1).sum())
+    for i in range(0, len(windows), 50):
+        e, t = windows.locate(i)
+        assert t > 0 and return_episodes[e].infos["phase"][t - 1] == 1
     policy.fit_normalizer(windows.obs, windows.actions)
     opt = torch.optim.AdamW(policy.parameters(), lr=3e-3)
     rng = np.random.default_rng(0)
@@ -122,6 +129,31 @@ def test_handover_agent_watches_then_acts(tmp_path, return_episodes):
     env.close()
     with pytest.raises(ValueError, match="phased task"):
         HandoverController(gym.make("embodia/PushBlock-v0"), make_expert(env), MemoryAgent(policy), 1)
+    follow = gym.make("embodia/UrbanNav-v0")
+    follow.reset(seed=0)
+    with pytest.raises(ValueError, match="has 1 phase"):  # the expert would drive all of it
+        policy_controller(path, follow).reset(seed=0)
+
+
+def test_item_rows_map_to_their_source_steps_across_episodes(return_episodes):
+    """item_obs of padded and later-episode windows are the raw rows of the steps that wrote the items."""
+    policy = tiny_agent(memory="full", n_obs_steps=3)
+    windows = AgentWindows(policy, return_episodes)
+    first_len = len(return_episodes[0].actions) + 1  # rows of episode 0; episode 1 starts here
+    idx = np.array([0, 1, len(return_episodes[0].actions), len(return_episodes[0].actions) + 1])  # ep 1: steps 0, 1
+    batch = windows.get_batch(idx)
+    raw = policy.layout.raw_width
+    for b, i in enumerate(idx):
+        e, t = windows.locate(int(i))
+        start = 0 if e == 0 else first_len
+        for k in range(3):
+            step = max(t - 2 + k, 0)  # window positions before step 0 repeat step 0
+            np.testing.assert_array_equal(batch["obs"][b, k], windows.obs[start + step])
+            steps = policy.layout.items_numpy(batch["obs"][b, k][None])[0]
+            for j, s in enumerate(steps):
+                if s >= 0:
+                    assert s <= step
+                    np.testing.assert_array_equal(batch["item_obs"][b, k, j], windows.obs[start + s, :raw])
 
 
 def test_agent_rejects_bad_observations(return_episodes):

@@ -141,7 +141,7 @@ def test_ray_descriptor_rejects_bad_sizes():
 @pytest.mark.parametrize("mode", MEMORY_MODES)
 def test_act_returns_a_valid_action(mode):
     agent = ModularAgent(ModularAgentConfig(memory=mode))
-    assert agent.info()["act_ms_mean"] == 0.0
+    assert "act_ms_mean" not in agent.info()
     for seed in range(3):
         action = agent.act(random_obs(seed))
         assert action.shape == (3,) and action.dtype == np.float32

@@ -55,6 +55,10 @@ class MemoryAgent:
     def __init__(self, policy: AgentPolicy) -> None:
         if not isinstance(policy, AgentPolicy):
             raise TypeError(f"MemoryAgent needs an AgentPolicy, got {type(policy).__name__}")
+        if policy.device.type != "cpu":
+            raise ValueError(
+                f"MemoryAgent runs on the CPU (its memory is numpy and faiss); the policy is on {policy.device}"
+            )
         self.policy = policy.eval()
         c = policy.config
         self.perception = RayPerception(c.ray_geometry())
@@ -134,9 +138,7 @@ class MemoryAgent:
             c, s = np.cos(percept.yaw), np.sin(percept.yaw)
             world = readout.positions.astype(np.float64)  # (n, 3) relative to the agent, world axes
             local = np.stack([c * world[:, 0] + s * world[:, 1], -s * world[:, 0] + c * world[:, 1], world[:, 2]], 1)
-            items = layout.item_rows(
-                local, readout.sources, readout.scores, readout.valid, readout.steps, readout.prior_tokens
-            )
+            items = layout.item_rows(local, readout)
             item_embeddings, item_tokens = readout.embeddings, readout.tokens
         step = AgentStep(np.concatenate([raw, items]), v.astype(np.float32), item_embeddings, item_tokens)
         if not self._window:
@@ -187,9 +189,10 @@ class MemoryAgent:
             "plan_ms_mean": float(np.mean(self._plan_ms)) if self._plan_ms else 0.0,
             "plan_ms_max": float(np.max(self._plan_ms)) if self._plan_ms else 0.0,
             "observe_ms_mean": float(np.mean(self._observe_ms)) if self._observe_ms else 0.0,
-            "act_ms_mean": float(np.mean(self._act_ms)) if self._act_ms else 0.0,
             "nfe_mean": float(np.mean(self._nfe)) if self._nfe else 0.0,
         }
+        if self._act_ms:  # absent when the agent never acted (e.g. the episode ended before the hand-over)
+            out["act_ms_mean"] = float(np.mean(self._act_ms))
         if self.memory is not None:
             out.update({f"memory/{k}": v for k, v in self.memory.stats().items()})
         return out

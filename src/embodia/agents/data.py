@@ -80,13 +80,16 @@ class AgentWindows(EpisodeWindows):
 
     @staticmethod
     def _phase_mask(episodes: Sequence[Episode], first_phase: int) -> np.ndarray:
-        """``(N,)`` bool: steps whose recorded ``phase`` info is at least ``first_phase``."""
+        """``(N,)`` bool: steps whose action was chosen in phase ``first_phase`` or later."""
         masks = []
         for e, ep in enumerate(episodes):
             phase = ep.infos.get("phase")
             if phase is None:
                 raise ValueError(f"episode {e} has no 'phase' info; act_from_phase needs UrbanNav episodes")
-            masks.append(np.asarray(phase).reshape(-1) >= first_phase)
+            # infos["phase"][t] is the phase after action t; action t was chosen in the phase before it (the
+            # hand-over decides by the phase it observes), so a sample's phase is the previous step's.
+            phase = np.asarray(phase).reshape(-1)
+            masks.append(np.concatenate([[0], phase[:-1]]) >= first_phase)
         return np.concatenate(masks)
 
     def _keep(self, mask: np.ndarray) -> None:
@@ -98,6 +101,14 @@ class AgentWindows(EpisodeWindows):
 
     def __len__(self) -> int:
         return len(self._episode)
+
+    def digest_obs(self) -> np.ndarray:
+        """The raw observation part of the rows ``(N_obs, raw_width)``, what a run's data digest covers.
+
+        The memory items follow from these, the agent config and the seed (all checked on ``--resume``); they are
+        floating-point results of torch and faiss, whose last bits may differ between machines and versions.
+        """
+        return self.obs[:, : self.raw_width]
 
     def get_batch(self, indices: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
         """Like ``EpisodeWindows.get_batch``, plus ``item_obs`` ``(B, To, n, raw_width)`` float32."""

@@ -2,9 +2,11 @@
 
 ``UrbanNav-Return-v0`` has two phases: an outbound route, then "go back to the <landmark> you passed". To measure
 what memory adds on the return, the scripted expert drives the outbound phase while the agent only ``observe``s
-(so its memory is written exactly as if it had driven), and the agent acts from phase ``act_from_phase`` on. The
-metrics of the episode (TC, SPD, nDTW, SED) then reflect the agent's return leg; an agent trained with
-``AgentConfig.act_from_phase`` is evaluated this way by ``embodia eval``.
+(so its memory is written exactly as if it had driven), and the agent acts from phase ``act_from_phase`` on. TC
+and SPD (where the episode ends) then measure the agent's return; nDTW and SED score the whole path, the expert's
+outbound leg included, so differences between agents in them come from the return leg and are diluted by the
+shared outbound part. An agent trained with ``AgentConfig.act_from_phase`` is evaluated this way by
+``embodia eval``.
 """
 
 from __future__ import annotations
@@ -46,7 +48,20 @@ class HandoverController:
         self._steps = 0
 
     def reset(self, seed: int | None = None) -> None:
-        """Start an episode (both controllers)."""
+        """Start an episode (both controllers); call after ``env.reset``.
+
+        Raises:
+            ValueError: The env's task has no phase ``act_from_phase`` (the driver would drive the whole episode
+                and its figures would be reported as the agent's).
+        """
+        task = getattr(self.env.unwrapped, "task", None)
+        phases = 0 if task is None else len(task.phases)
+        if phases <= self.act_from_phase:
+            name = self.env.spec.id if self.env.spec is not None else type(self.env.unwrapped).__name__
+            raise ValueError(
+                f"this agent acts from task phase {self.act_from_phase}, but {name} has {phases} phase(s): evaluate "
+                f"it on a task with more phases (UrbanNav-Return-v0)"
+            )
         self.driver.reset(seed)
         self.agent.reset(seed)
         self._handed_over_at = None

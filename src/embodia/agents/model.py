@@ -6,7 +6,7 @@ laid out by :class:`AgentLayout`::
 
     raw   = [depth (E*A) ; semantic (E*A) ; instruction token ids (L) ; pose (3) ; rgb (S*S*3, optional)]
     items = n x [relative position in the agent frame (3) ; source flag (1) ; score (1) ; valid (1) ;
-                 source step (1) ; prior read token θ_r (d)]
+                 source step (1) ; first write of its key (1) ; prior read token θ_r (d)]
 
 ``items`` are the step's memory readout (``Mem4NavMemory.retrieve`` after writing the step; n = the readout size,
 0 without memory). One step's features for the inner policy are ``[v_t ; m_t]`` (``2d``, both in (-1, 1)):
@@ -14,12 +14,17 @@ laid out by :class:`AgentLayout`::
 (zeros without memory, so every ablation runs the same inner policy).
 
 **End to end.** Which items a step retrieves is a discrete choice made while the episode is replayed through the
-memory (``embodia.agents.data``); their *contents* are recomputed with gradients in every training step: an STM
-item's embedding is ``encoder(obs_s)`` of the step ``s`` that wrote it, an LTM item's token is
-``R([θ_r ; encoder(obs_s)])`` and its embedding ``π_v(R⁻¹(token))``. So the policy loss reaches the encoder
-through the memory, R through the tokens the reader attends to, and π_v; the loss adds ``cycle_weight`` times
-Mem4Nav's cycle loss. At inference (:mod:`embodia.agents.agent`) the same items come straight from the live
-memory, which holds exactly these values.
+memory (``embodia.agents.data``, with the weights the run starts from); their *contents* are recomputed with
+gradients in every training step: an STM item's embedding is ``encoder(obs_s)`` of the step ``s`` that wrote it,
+an LTM item's token is ``R([θ_r ; encoder(obs_s)])`` (``θ_r`` = the learned ``read_init`` for a key's first write)
+and its embedding ``π_v(R⁻¹(token))``. So the policy loss reaches the encoder through the memory, R through the
+tokens the reader attends to, π_v and ``read_init``; the loss adds ``cycle_weight`` times Mem4Nav's cycle loss.
+
+**An approximation, stated.** The replay fixes, per step, the retrieved items, their scores and the ``θ_r`` of
+later writes at the values of the initial weights (truncated backpropagation through the memory: the gradient
+stops at the item's last write and does not flow through the retrieval choice). At inference
+(:mod:`embodia.agents.agent`) the live memory runs with the trained weights, so it may retrieve other items than
+the training rows hold; at the initial weights the two are identical (test).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from embodia.data.episodes import Episode
 from embodia.data.windows import EpisodeWindows
 from embodia.envs.nav.city import NUM_LANDMARK_CLASSES
 from embodia.envs.nav.urban_nav import SensorConfig
-from embodia.memory.mem4nav import Mem4NavConfig, Mem4NavMemory
+from embodia.memory.mem4nav import Mem4NavConfig, Mem4NavMemory, MemoryReadout
 from embodia.memory.topology import TopologyConfig
 from embodia.policies.base import CheckpointError, Policy, PolicyConfig
 from embodia.policies.factory import make_policy
@@ -51,7 +56,7 @@ from embodia.validation import check_int, check_number
 
 __all__ = ["AgentConfig", "AgentLayout", "AgentPolicy"]
 
-_ITEM_FIELDS = 7  # rel position (3), source, score, valid, step
+_ITEM_FIELDS = 8  # rel position (3), source, score, valid, step, first write
 _NUM_SOURCES = 4
 INNER_POLICIES = ("ebt", "ebt-dsm", "diffusion", "mlp")
 
@@ -204,7 +209,7 @@ class AgentLayout:
 
         Returns:
             ``positions (N, n, 3)``, ``sources (N, n)`` long, ``scores (N, n)``, ``valid (N, n)`` bool, ``steps (N, n)``
-            long, ``prior (N, n, d)``.
+            long, ``first (N, n)`` bool, ``prior (N, n, d)``.
         """
         items = rows[:, self.raw_width :].reshape(rows.shape[0], self.n_items, self.item_width)
         return {
@@ -213,6 +218,7 @@ class AgentLayout:
             "scores": items[..., 4],
             "valid": items[..., 5] > 0.5,
             "steps": items[..., 6].round().long(),
+            "first": items[..., 7] > 0.5,
             "prior": items[..., _ITEM_FIELDS:],
         }
 
@@ -221,12 +227,16 @@ class AgentLayout:
         items = rows[:, self.raw_width :].reshape(rows.shape[0], self.n_items, self.item_width)
         return np.rint(items[..., 6]).astype(np.int64)
 
-    def item_rows(self, positions: np.ndarray, sources: np.ndarray, scores: np.ndarray, valid: np.ndarray,
-                  steps: np.ndarray, prior: np.ndarray) -> np.ndarray:  # fmt: skip
-        """One step's items as a flat ``(n * item_width,)`` float32 row part (inverse of :meth:`items`)."""
-        fields = np.concatenate(
-            [positions, sources[:, None], scores[:, None], valid[:, None], steps[:, None], prior], axis=1
-        )  # (n, item_width)
+    def item_rows(self, positions: np.ndarray, readout: MemoryReadout) -> np.ndarray:
+        """One step's items as a flat ``(n * item_width,)`` float32 row part (inverse of :meth:`items`).
+
+        Args:
+            positions: ``(n, 3)`` item positions in the agent frame.
+            readout: The step's memory readout (sources, scores, validity, steps, first writes, prior tokens).
+        """
+        r = readout
+        columns = [r.sources, r.scores, r.valid, r.steps, r.first_writes]
+        fields = np.concatenate([positions, *[c[:, None] for c in columns], r.prior_tokens], axis=1)  # (n, width)
         return fields.astype(np.float32).reshape(-1)
 
 
@@ -405,7 +415,9 @@ class AgentPolicy(Policy):
         d = self.config.embed_dim
         items = self.layout.items(obs.reshape(b * t, -1))
         v_src = self.encode_rows(item_obs.reshape(b * t * n, -1)).reshape(b * t, n, d)  # (B*To, n, d)
-        tokens = self.memory.tokens.write(items["prior"].reshape(-1, d), v_src.reshape(-1, d))  # (B*To*n, 2d)
+        fresh = self.memory.tokens.fresh_read_token(1).expand(b * t, n, d)  # learned read_init, with its gradient
+        prior = torch.where(items["first"].unsqueeze(-1), fresh, items["prior"])  # (B*To, n, d)
+        tokens = self.memory.tokens.write(prior.reshape(-1, d), v_src.reshape(-1, d))  # (B*To*n, 2d)
         decoded = self.memory.tokens.decode_heads(tokens, heads=("embedding",))["embedding"].reshape(b * t, n, d)
         is_ltm = (items["sources"] > SOURCE_STM) & items["valid"]  # (B*To, n)
         embeddings = torch.where(is_ltm.unsqueeze(-1), decoded, v_src * items["valid"].unsqueeze(-1))

@@ -290,7 +290,8 @@ class ModularAgent:
     def info(self) -> dict[str, Any]:
         """Metadata recorded with each episode: agent, memory mode, mean latency per action (ms), memory figures."""
         out: dict[str, Any] = {"agent": "modular", "memory": self.config.memory}
-        out["act_ms_mean"] = float(np.mean(self._act_ms)) if self._act_ms else 0.0
+        if self._act_ms:  # absent when the agent never acted
+            out["act_ms_mean"] = float(np.mean(self._act_ms))
         out.update({f"memory/{k}": v for k, v in self.memory_stats().items()})
         return out
 

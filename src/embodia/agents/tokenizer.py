@@ -10,7 +10,7 @@ Example::
 
     >>> tok = InstructionTokenizer(max_tokens=8)
     >>> tok.encode("Turn left at the red tower.")
-    array([ 9, 10, 14, 15, 40, 45,  5,  0])
+    array([14, 15, 18, 19, 54, 58,  3,  0])
 """
 
 from __future__ import annotations

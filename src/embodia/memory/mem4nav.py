@@ -115,6 +115,8 @@ class MemoryReadout:
             agent that trains end to end re-encodes that step's observation (``embodia.agents``).
         prior_tokens: ``(n, d)`` float32 read token ``θ_r`` the LTM token was written with, ``tokens = R([θ_r ;
             v])`` (zeros for STM hits and padding).
+        first_writes: ``(n,)`` bool, True for an LTM token that was its key's first write (``θ_r`` was the learned
+            ``read_init``).
     """
 
     tokens: np.ndarray
@@ -125,6 +127,7 @@ class MemoryReadout:
     valid: np.ndarray
     steps: np.ndarray
     prior_tokens: np.ndarray
+    first_writes: np.ndarray
 
 
 class Mem4NavMemory(nn.Module):
@@ -164,7 +167,7 @@ class Mem4NavMemory(nn.Module):
         self.step = 0
         self._read_tokens: dict[tuple[str, int], torch.Tensor] = {}  # per key: the token for its next write
         self._item_positions: dict[tuple[str, int], np.ndarray] = {}
-        self._item_writes: dict[tuple[str, int], tuple[int, torch.Tensor]] = {}  # per key: (step, θ_r) of its write
+        self._item_writes: dict[tuple[str, int], tuple[int, torch.Tensor, bool]] = {}  # (step, θ_r, first) per key
         self._stm_steps: dict[int, int] = {}  # per STM key: step of its last write
         self._queries = 0
         self._stm_hits = 0
@@ -267,8 +270,8 @@ class Mem4NavMemory(nn.Module):
         for (ns, i, p), token, prior in zip(writes, next_read.detach(), read.detach(), strict=True):
             if ns == "leaf" and (ns, i) not in self._read_tokens:
                 new_leaves.append(i)
+            self._item_writes[(ns, i)] = (self.step, prior, (ns, i) not in self._read_tokens)
             self._read_tokens[(ns, i)] = token
-            self._item_writes[(ns, i)] = (self.step, prior)
             self._item_positions[(ns, i)] = p
         if new_leaves:  # the octree leaf's token slot: the leaf's id in the LTM's "leaf" namespace (its key)
             leaf_keys = np.asarray(new_leaves, dtype=np.uint64)
@@ -306,6 +309,7 @@ class Mem4NavMemory(nn.Module):
             valid=np.zeros(n, dtype=bool),
             steps=np.full(n, -1, dtype=np.int64),
             prior_tokens=np.zeros((n, cfg.embed_dim), dtype=np.float32),
+            first_writes=np.zeros(n, dtype=bool),
         )
         self._queries += 1
         if cfg.use_stm and len(self.stm):
@@ -344,8 +348,9 @@ class Mem4NavMemory(nn.Module):
                 writes = [
                     self._item_writes[(str(ns), int(i))] for ns, i in zip(namespaces[found], ids[found], strict=True)
                 ]
-                out.steps[:h] = [step for step, _ in writes]
-                out.prior_tokens[:h] = torch.stack([prior for _, prior in writes]).numpy()
+                out.steps[:h] = [step for step, _, _ in writes]
+                out.prior_tokens[:h] = torch.stack([prior for _, prior, _ in writes]).numpy()
+                out.first_writes[:h] = [first for _, _, first in writes]
                 out.sources[:h] = [SOURCE_LTM_LEAF if ns == "leaf" else SOURCE_LTM_NODE for ns in namespaces[found]]
                 out.scores[:h] = scores[found]
                 out.valid[:h] = True

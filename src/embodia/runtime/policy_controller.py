@@ -76,11 +76,12 @@ class PolicyController:
 
         Returns:
             Policy name, re-plans, mean/max plan latency (ms), mean latency per action (ms, over all ``act`` calls:
-            re-plans amortised) and network evaluations per plan.
+            re-plans amortised; absent when ``act`` was never called) and network evaluations per plan.
         """
+        latency = {"act_ms_mean": float(np.mean(self._act_ms))} if self._act_ms else {}  # absent: never acted
         return {
             "policy": self.policy.name,
-            "act_ms_mean": float(np.mean(self._act_ms)) if self._act_ms else 0.0,
+            **latency,
             "plans": len(self._plan_ms),
             "plan_ms_mean": float(np.mean(self._plan_ms)) if self._plan_ms else 0.0,
             "plan_ms_max": float(np.max(self._plan_ms)) if self._plan_ms else 0.0,

@@ -37,7 +37,8 @@ CONFIG_NAME = "config.json"
 def data_digest(windows: EpisodeWindows) -> str:
     """A short hash of the training data (episode lengths, observations, actions) that identifies it on resume."""
     h = hashlib.blake2b(digest_size=8)
-    for arr in (windows.episode_ends, windows.obs, windows.actions):
+    obs = windows.digest_obs() if hasattr(windows, "digest_obs") else windows.obs  # agents: the raw part
+    for arr in (windows.episode_ends, obs, windows.actions):
         h.update(np.ascontiguousarray(arr).tobytes())
     return h.hexdigest()
 
