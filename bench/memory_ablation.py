@@ -99,6 +99,8 @@ def main() -> None:
     for v in rows:
         m = evals[v.name]["metrics"]
         row = {k: {"mean": m[k]["mean"], "ci95": m[k]["ci95"]} for k in METRICS}
+        for key in ("collisions", "steps", "path_length"):  # what the rows did (e.g. stuck against a wall)
+            row[key] = round(m[key]["mean"], 3)
         per = evals[v.name]["per_episode"]
         for key in ("memory/stm_hit_rate", "memory/ltm_hit_rate", "plan_ms_mean", "observe_ms_mean"):
             values = [r[key] for r in per if key in r]

@@ -32,7 +32,7 @@ __all__ = ["DemoSettings", "run_demo"]
 NAV_ENV = "embodia/UrbanNav-Return-v0"
 PUSH_ENV = "embodia/PushBlock-v0"
 EVAL_SEED = 1_000_000
-REPLAY_ROW = "agent-ebt-memory"
+REPLAY_ROW = "modular-memory"
 """The row whose first evaluation episode is rendered to ``replay/``."""
 
 
@@ -149,7 +149,7 @@ def run_demo(out: Path, *, quick: bool = False, workers: int = 2, progress: bool
         from embodia.data.episodes import episode_files, read_episode
 
         episode = read_episode(episode_files(out / "eval" / REPLAY_ROW)[0])
-        write_video(render_episode(episode, camera="top"), replay)
+        write_video(render_episode(episode, camera="chase"), replay)
         replay_note = str(replay.relative_to(out))
     except Exception as exc:  # rendering needs EGL and ffmpeg; the report says what went wrong
         replay_note = f"not written ({type(exc).__name__}: {exc})"
