@@ -1,5 +1,6 @@
 """The learned agent end to end: memory replay, training rows vs. live rows, gradients, checkpoints, hand-over."""
 
+import dataclasses
 import json
 
 import gymnasium as gym
@@ -187,3 +188,21 @@ def test_train_run_trains_an_agent_and_resume_names_a_config_mismatch(tmp_path, 
             return_demos, "agent", run, TrainConfig(steps=10, batch_size=8, lr=1e-3, warmup_steps=1),
             policy_kwargs={**kwargs, "memory": "full"}, resume=True, progress=False,
         )  # fmt: skip
+
+
+def test_agent_with_rgb_encodes_the_camera(return_episodes):
+    """The optional rgb input: a different image gives a different embedding; a missing image is named."""
+    policy = tiny_agent(memory="none", rgb_size=16)
+    agent = MemoryAgent(policy)
+    obs = {k: v[0] for k, v in return_episodes[0].observations.items()}
+    rng = np.random.default_rng(0)
+    first = {**obs, "rgb": rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)}
+    second = {**obs, "rgb": rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)}
+    agent.reset()
+    v1 = agent.observe(first).embedding
+    v2 = agent.observe(second).embedding
+    assert not np.allclose(v1, v2)
+    with pytest.raises(ValueError, match="missing \\['rgb'\\]"):
+        agent.observe(obs)
+    recorded_with_rgb = dataclasses.replace(return_episodes[0], env_kwargs={"sensor": {"rgb": True}})
+    assert AgentPolicy.data_defaults(recorded_with_rgb) == {"rgb_size": 64}
