@@ -1,4 +1,4 @@
-"""The ``embodia`` command line: ``embodia {demo,collect,train,eval,list} ...`` (``--help`` for options)."""
+"""The ``embodia`` command line: ``embodia {demo,collect,train,eval,replay,list} ...`` (``--help`` for options)."""
 
 from __future__ import annotations
 
@@ -114,6 +114,24 @@ class TrainCommand:
 
 
 @dataclass
+class ReplayCommand:
+    """Re-render an episode file from its stored MuJoCo states (no physics) into an MP4, with a text overlay."""
+
+    episode: Annotated[Path, tyro.conf.Positional]
+    """Episode file (*.h5) from `embodia collect`, `eval` or `demo`."""
+    video: Path | None = None
+    """Output MP4 (default: the episode's path with .mp4)."""
+    camera: str | None = None
+    """Scene camera: chase, top or ego for UrbanNav, top for the table tops (default: chase where it exists)."""
+    size: str = "320x240"
+    """Frame size WIDTHxHEIGHT."""
+    fps: int = 10
+    """Frames per second of the video (the envs step at 10 Hz)."""
+    overlay: bool = True
+    """Write the instruction, the step and running metrics on the frames."""
+
+
+@dataclass
 class ListCommand:
     """Print the registered environments."""
 
@@ -126,6 +144,7 @@ Command = (
     | Annotated[CollectCommand, tyro.conf.subcommand("collect")]
     | Annotated[TrainCommand, tyro.conf.subcommand("train")]
     | Annotated[EvalCommand, tyro.conf.subcommand("eval")]
+    | Annotated[ReplayCommand, tyro.conf.subcommand("replay")]
     | Annotated[ListCommand, tyro.conf.subcommand("list")]
 )
 
@@ -224,6 +243,34 @@ def run_train(cmd: TrainCommand) -> int:
     return 0
 
 
+def run_replay(cmd: ReplayCommand) -> int:
+    """Runs ``embodia replay``."""
+    import time
+
+    from embodia.data.episodes import read_episode
+    from embodia.replay.video import render_episode, stored_frames, write_video
+
+    try:
+        width, height = (int(v) for v in cmd.size.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--size must be WIDTHxHEIGHT, e.g. 320x240; got {cmd.size!r}") from None
+    if not 1 <= cmd.fps <= 240:
+        raise ValueError(f"--fps must be in [1, 240], got {cmd.fps}")
+    episode = read_episode(cmd.episode)
+    start = time.perf_counter()
+    if episode.mj_state is not None:
+        frames = render_episode(episode, camera=cmd.camera, width=width, height=height, overlay=cmd.overlay)
+        source = "re-rendered from mj_state"
+    else:  # a foreign env's episode: show what it recorded
+        frames = stored_frames(episode, overlay=cmd.overlay)
+        source = "stored rgb observations (the file has no mj_state)"
+    seconds = time.perf_counter() - start
+    out = write_video(frames, cmd.video or cmd.episode.with_suffix(".mp4"), fps=cmd.fps)
+    h, w = frames.shape[1:3]
+    print(f"wrote {len(frames)} frames ({w}x{h}, {source}) to {out}; {len(frames) / seconds:.0f} frames/s")
+    return 0
+
+
 def run_list(cmd: ListCommand) -> int:
     """Runs ``embodia list``."""
     import gymnasium as gym
@@ -264,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         DemoCommand: run_demo,
         TrainCommand: run_train,
         EvalCommand: run_eval,
+        ReplayCommand: run_replay,
         ListCommand: run_list,
     }
     try:

@@ -1,0 +1,104 @@
+"""Replays re-rendered from stored MuJoCo states: frames, states, overlay, fallbacks and the CLI."""
+
+import subprocess
+import sys
+
+import gymnasium as gym
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+
+from embodia.data.episodes import Episode, read_episode
+from embodia.replay.overlay import overlay_lines
+from embodia.replay.video import render_episode, stored_frames, write_video
+from embodia.runtime.collect import collect
+
+
+@pytest.fixture(scope="module")
+def nav_episode(tmp_path_factory):
+    out = tmp_path_factory.mktemp("replay_demos")
+    collect("embodia/UrbanNav-Return-v0", 1, out, seed=3, progress=False)
+    return out / "episode_000000.h5"
+
+
+def test_one_frame_per_state_not_blank_and_changing(nav_episode):
+    episode = read_episode(nav_episode)
+    frames = render_episode(episode, camera="chase", width=160, height=120)
+    assert frames.shape == (episode.num_steps + 1, 120, 160, 3) and frames.dtype == np.uint8
+    assert all(f.std() > 10 for f in frames[:: max(1, len(frames) // 20)])  # not blank
+    moving = [not np.array_equal(a, b) for a, b in zip(frames[:-1:10], frames[1::10], strict=False)]
+    assert np.mean(moving) > 0.8  # the chase camera follows a moving robot
+
+
+def test_replayed_states_equal_stored_states(nav_episode):
+    episode = read_episode(nav_episode)
+    env = gym.make(episode.env_id, **episode.env_kwargs)
+    sim = env.unwrapped
+    sim.reset(seed=episode.seed)
+    assert sim.scene_xml == episode.scene_xml
+    for state in episode.mj_state[::25]:
+        sim.set_mj_state(state)
+        np.testing.assert_array_equal(sim.get_mj_state(), state)
+    env.close()
+
+
+def test_overlay_shows_the_instruction_of_each_phase(nav_episode):
+    episode = read_episode(nav_episode)
+    first, last = overlay_lines(episode, 0), overlay_lines(episode, episode.num_steps)
+    assert first[-1].startswith(f"step 0/{episode.num_steps}")
+    assert "back to the" in " ".join(last) and "tc 1" in last[-1]
+    plain = render_episode(episode, width=160, height=120)
+    marked = render_episode(episode, width=160, height=120, overlay=True)
+    assert not np.array_equal(plain[5], marked[5])
+    assert np.array_equal(plain[5][60:], marked[5][60:])  # only the top band is written on
+
+
+def test_unknown_camera_and_no_states_are_named(nav_episode, tmp_path):
+    episode = read_episode(nav_episode)
+    with pytest.raises(ValueError, match=r"no camera 'side'.*chase"):
+        render_episode(episode, camera="side")
+    rgb = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    foreign = Episode(
+        observations={"rgb": rgb},
+        actions=np.zeros((3, 1), np.float32),
+        rewards=np.zeros(3),
+        terminations=np.zeros(3, bool),
+        truncations=np.zeros(3, bool),
+        env_id="Foreign-v0",
+    )
+    with pytest.raises(ValueError, match="no mj_state"):
+        render_episode(foreign)
+    np.testing.assert_array_equal(stored_frames(foreign), rgb)
+    no_rgb = Episode(
+        observations={"state": np.zeros((4, 2))},
+        actions=np.zeros((3, 1), np.float32),
+        rewards=np.zeros(3),
+        terminations=np.zeros(3, bool),
+        truncations=np.zeros(3, bool),
+    )
+    with pytest.raises(ValueError, match="no rgb observations"):
+        stored_frames(no_rgb)
+    path = write_video(rgb.repeat(4, axis=1).repeat(4, axis=2), tmp_path / "v.mp4", fps=5)
+    reader = imageio.get_reader(str(path))
+    assert reader.count_frames() == 4
+    reader.close()
+
+
+def embodia(*args):
+    return subprocess.run([sys.executable, "-m", "embodia.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_replay_writes_a_video_and_reports_frames_per_second(nav_episode, tmp_path):
+    out = tmp_path / "replay.mp4"
+    proc = embodia("replay", str(nav_episode), "--video", str(out), "--size", "160x120", "--camera", "top")
+    assert proc.returncode == 0, proc.stderr
+    assert "frames/s" in proc.stdout
+    reader = imageio.get_reader(str(out))
+    assert reader.count_frames() == read_episode(nav_episode).num_steps + 1
+    reader.close()
+    bad = tmp_path / "bad.h5"
+    bad.write_text("not an episode")
+    proc = embodia("replay", str(bad))
+    assert proc.returncode == 2 and "bad.h5" in proc.stderr and "Traceback" not in proc.stderr
+    proc = embodia("replay", str(nav_episode), "--size", "big")
+    assert proc.returncode == 2 and "--size must be WIDTHxHEIGHT" in proc.stderr
