@@ -120,7 +120,9 @@ class ReplayCommand:
     episode: Annotated[Path, tyro.conf.Positional]
     """Episode file (*.h5) from `embodia collect`, `eval` or `demo`."""
     video: Path | None = None
-    """Output MP4 (default: the episode's path with .mp4)."""
+    """Output MP4 (default: the episode's path with .mp4; none when only --map is asked for)."""
+    map: Path | None = None
+    """Also draw a top-down PNG of an UrbanNav episode: city, route, trajectory, landmarks, the agent's memory."""
     camera: str | None = None
     """Scene camera: chase, top or ego for UrbanNav, top for the table tops (default: chase where it exists)."""
     size: str = "320x240"
@@ -257,6 +259,16 @@ def run_replay(cmd: ReplayCommand) -> int:
     if not 1 <= cmd.fps <= 240:
         raise ValueError(f"--fps must be in [1, 240], got {cmd.fps}")
     episode = read_episode(cmd.episode)
+    if cmd.map is not None:
+        from PIL import Image
+
+        from embodia.replay.topdown import draw_topdown
+
+        cmd.map.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(draw_topdown(episode)).save(cmd.map)
+        print(f"wrote the top-down map to {cmd.map}")
+        if cmd.video is None:
+            return 0
     start = time.perf_counter()
     if episode.mj_state is not None:
         frames = render_episode(episode, camera=cmd.camera, width=width, height=height, overlay=cmd.overlay)

@@ -102,3 +102,45 @@ def test_cli_replay_writes_a_video_and_reports_frames_per_second(nav_episode, tm
     assert proc.returncode == 2 and "bad.h5" in proc.stderr and "Traceback" not in proc.stderr
     proc = embodia("replay", str(nav_episode), "--size", "big")
     assert proc.returncode == 2 and "--size must be WIDTHxHEIGHT" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def agent_episode(tmp_path_factory):
+    """One hand-over episode of the modular agent (full memory), with its memory snapshot in the file."""
+    import functools
+
+    from embodia.agents.modular import modular_controller
+
+    out = tmp_path_factory.mktemp("agent_episode")
+    collect(
+        "embodia/UrbanNav-Return-v0", 1, out, seed=5, progress=False,
+        controller_fn=functools.partial(modular_controller, "full", 1),
+    )  # fmt: skip
+    return out / "episode_000000.h5"
+
+
+def test_agent_episodes_store_what_the_memory_held(agent_episode):
+    memory = read_episode(agent_episode).memory
+    assert memory["graph.positions"].shape[0] >= 2 and memory["graph.edges"].shape[1] == 2
+    assert memory["octree.histograms"].shape == (len(memory["octree.centroids"]), 17)
+    assert (memory["octree.histograms"][:, 1:].sum(1) > 0).any()  # a landmark class was seen
+    assert "stm.class_ids" in memory and not any(k.startswith("ltm") for k in memory)
+
+
+def test_topdown_map_draws_trajectory_landmarks_and_the_memory_graph(agent_episode, nav_episode, tmp_path):
+    from embodia.replay.topdown import draw_topdown
+
+    with_memory = draw_topdown(read_episode(agent_episode), size=400)
+    without = draw_topdown(read_episode(nav_episode), size=400)  # an expert episode: no memory in the file
+    assert with_memory.shape == (400, 400, 3) and with_memory.std() > 10
+    colours = {tuple(c) for c in with_memory.reshape(-1, 3)}
+    assert (255, 255, 255) in colours  # graph nodes
+    assert (255, 120, 20) in colours  # the trajectory
+    assert not np.array_equal(with_memory, without)
+    proc = embodia("replay", str(agent_episode), "--map", str(tmp_path / "map.png"))
+    assert proc.returncode == 0 and (tmp_path / "map.png").stat().st_size > 1000
+    assert not (tmp_path / "episode_000000.mp4").exists()  # only the map was asked for
+    push = tmp_path / "push"
+    collect("embodia/PushBlock-v0", 1, push, seed=0, progress=False)
+    with pytest.raises(ValueError, match="draws UrbanNav cities"):
+        draw_topdown(read_episode(push / "episode_000000.h5"))

@@ -174,6 +174,10 @@ class MemoryAgent:
         self._act_ms.append(1e3 * (time.perf_counter() - act_start))
         return action
 
+    def memory_snapshot(self) -> dict[str, np.ndarray] | None:
+        """What the memory holds now, for the episode file (``Mem4NavMemory.view_snapshot``); None without memory."""
+        return None if self.memory is None else self.memory.view_snapshot()
+
     def info(self) -> dict[str, Any]:
         """Per-episode figures of the agent.
 

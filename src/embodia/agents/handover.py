@@ -77,6 +77,11 @@ class HandoverController:
             self._handed_over_at = self._steps - 1
         return self.agent.act(obs)
 
+    def memory_snapshot(self) -> dict[str, np.ndarray] | None:
+        """The agent's memory snapshot (None if it has none)."""
+        snapshot = getattr(self.agent, "memory_snapshot", None)
+        return snapshot() if callable(snapshot) else None
+
     def info(self) -> dict[str, Any]:
         """The agent's figures plus the step of the hand-over (-1: the episode ended before it)."""
         return {**self.agent.info(), "handover_step": -1 if self._handed_over_at is None else self._handed_over_at}

@@ -287,6 +287,10 @@ class ModularAgent:
         self.anchor: np.ndarray | None = None
         self.plan: list[int] = []
 
+    def memory_snapshot(self) -> dict[str, np.ndarray] | None:
+        """What the memory holds now, for the episode file (``Mem4NavMemory.view_snapshot``); None without memory."""
+        return None if self.memory is None else self.memory.view_snapshot()
+
     def info(self) -> dict[str, Any]:
         """Metadata recorded with each episode: agent, memory mode, mean latency per action (ms), memory figures."""
         out: dict[str, Any] = {"agent": "modular", "memory": self.config.memory}

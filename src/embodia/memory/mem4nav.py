@@ -385,6 +385,21 @@ class Mem4NavMemory(nn.Module):
         }
         return {f"{part}/{key}": np.asarray(value) for part, arrays in parts.items() for key, value in arrays.items()}
 
+    def view_snapshot(self) -> dict[str, np.ndarray]:
+        """The parts of :meth:`snapshot` that replays draw, with ``.`` for ``/`` (episode-file keys have no ``/``).
+
+        Keys: ``octree.{keys,centroids,counts,histograms,origin}``, ``graph.{positions,counts,edges,edge_weights,
+        edge_traversals}``, ``stm.{class_ids,rel_positions,anchors}``. Embeddings, descriptors, LTM keys and tokens
+        are left out (they are most of the bytes and no view draws them).
+        """
+        wanted = {
+            "octree": ("keys", "centroids", "counts", "histograms", "origin"),
+            "graph": ("positions", "counts", "edges", "edge_weights", "edge_traversals"),
+            "stm": ("class_ids", "rel_positions", "anchors"),
+        }
+        parts = {"octree": self.octree.snapshot(), "graph": self.graph.snapshot(), "stm": self.stm.snapshot()}
+        return {f"{part}.{key}": np.asarray(parts[part][key]) for part, keys in wanted.items() for key in keys}
+
     def stats(self) -> dict[str, float]:
         """Counts, hit rates (``memory/stm_hit_rate``, ``memory/ltm_hit_rate`` in logs) and bytes used."""
         octree, graph, stm, ltm = self.octree.stats(), self.graph.stats(), self.stm.stats(), self.ltm.stats()

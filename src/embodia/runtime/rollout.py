@@ -125,6 +125,7 @@ class RolloutWorker:
         metrics = {k: float(v) for k, v in (metrics or {}).items()}
         metrics.setdefault("return", total_reward)
         extra = _json_safe({**self.controller.info(), "sim_unstable": bool(info.get("sim_unstable", False))})
+        snapshot = getattr(self.controller, "memory_snapshot", None)  # agents with memory: what it held at the end
         episode = recorder.finish(
             env_id=self.env_id,
             seed=spec.seed,
@@ -133,6 +134,7 @@ class RolloutWorker:
             env_kwargs=_json_safe(source.env_kwargs() if hasattr(source, "env_kwargs") else self.env_kwargs),
             metrics=metrics,
             extra=extra,
+            memory=snapshot() if callable(snapshot) else None,
         )
         path = None
         if out_dir is not None:
