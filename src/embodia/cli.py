@@ -123,6 +123,12 @@ class ReplayCommand:
     """Output MP4 (default: the episode's path with .mp4; none when only --map is asked for)."""
     map: Path | None = None
     """Also draw a top-down PNG of an UrbanNav episode: city, route, trajectory, landmarks, the agent's memory."""
+    memory: Path | None = None
+    """Also draw the agent's memory in 3-D (octree leaves by class, topology graph, trajectory) to a PNG (Open3D)."""
+    ply: Path | None = None
+    """Also export the memory views as PLY files (leaves, graph, trajectory) into this directory."""
+    interactive: bool = False
+    """Open an Open3D window on the memory (needs a display)."""
     camera: str | None = None
     """Scene camera: chase, top or ego for UrbanNav, top for the table tops (default: chase where it exists)."""
     size: str = "320x240"
@@ -259,6 +265,18 @@ def run_replay(cmd: ReplayCommand) -> int:
     if not 1 <= cmd.fps <= 240:
         raise ValueError(f"--fps must be in [1, 240], got {cmd.fps}")
     episode = read_episode(cmd.episode)
+    views_only = cmd.video is None and (cmd.map or cmd.memory or cmd.ply or cmd.interactive)
+    if cmd.memory is not None or cmd.ply is not None or cmd.interactive:
+        from embodia.replay.memory_view import export_ply, render_memory_view, show_interactive
+
+        if cmd.memory is not None:
+            start = time.perf_counter()
+            render_memory_view(episode, cmd.memory)
+            print(f"wrote the memory view to {cmd.memory} ({time.perf_counter() - start:.2f} s)")
+        if cmd.ply is not None:
+            print(f"wrote {', '.join(p.name for p in export_ply(episode, cmd.ply))} to {cmd.ply}")
+        if cmd.interactive:
+            show_interactive(episode)
     if cmd.map is not None:
         from PIL import Image
 
@@ -267,8 +285,8 @@ def run_replay(cmd: ReplayCommand) -> int:
         cmd.map.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(draw_topdown(episode)).save(cmd.map)
         print(f"wrote the top-down map to {cmd.map}")
-        if cmd.video is None:
-            return 0
+    if views_only:
+        return 0
     start = time.perf_counter()
     if episode.mj_state is not None:
         frames = render_episode(episode, camera=cmd.camera, width=width, height=height, overlay=cmd.overlay)

@@ -144,3 +144,34 @@ def test_topdown_map_draws_trajectory_landmarks_and_the_memory_graph(agent_episo
     collect("embodia/PushBlock-v0", 1, push, seed=0, progress=False)
     with pytest.raises(ValueError, match="draws UrbanNav cities"):
         draw_topdown(read_episode(push / "episode_000000.h5"))
+
+
+def test_memory_view_png_ply_and_interactive_without_display(agent_episode, nav_episode, tmp_path, monkeypatch):
+    import open3d as o3d
+    from PIL import Image
+
+    from embodia.replay.memory_view import export_ply, memory_geometry, render_memory_view, show_interactive
+
+    episode = read_episode(agent_episode)
+    path = render_memory_view(episode, tmp_path / "memory.png", width=400, height=300)
+    image = np.asarray(Image.open(path).convert("RGB"))
+    assert image.shape == (300, 400, 3) and image.std() > 5
+    pixels = image.reshape(-1, 3).astype(np.int64)
+
+    def shows(rgb: tuple[int, int, int]) -> bool:
+        return bool((np.abs(pixels - np.array(rgb)).max(axis=1) <= 2).any())
+
+    assert shows((255, 255, 255))  # graph nodes
+    assert shows((140, 140, 148))  # leaves where no landmark class was seen (0.55, 0.55, 0.58)
+    landmark_colours = [(219, 31, 31), (31, 77, 230), (26, 178, 51), (242, 217, 26)]  # LANDMARK_COLOURS x 255
+    assert any(shows(rgb) for rgb in landmark_colours)  # leaves coloured by their class
+    files = export_ply(episode, tmp_path / "ply")
+    assert [f.name for f in files] == ["leaves.ply", "graph.ply", "trajectory.ply"]
+    leaves = o3d.io.read_point_cloud(str(files[0]))
+    assert len(leaves.points) == len(memory_geometry(episode)["leaves"]["points"])
+    with pytest.raises(ValueError, match="no memory snapshot"):
+        render_memory_view(read_episode(nav_episode), tmp_path / "none.png")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(ValueError, match="needs a display"):
+        show_interactive(episode)
