@@ -113,6 +113,13 @@ def test_demo_quick(tmp_path):
         assert list((out / "eval" / name / "tb").glob("events.out.tfevents.*"))
         assert rows[name]["latency_ms"]["mean"] > 0
     assert rows["expert-nav"]["metrics"]["tc"]["mean"] == 1.0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    media = EventAccumulator(str(out / "eval" / "agent-ebt-memory" / "tb"))
+    media.Reload()
+    assert {"eval/video", "eval/map", "eval/memory"} <= set(media.Tags()["images"])
+    assert "eval/ebt_energy" in media.Tags()["scalars"] and "eval/tc" in media.Tags()["scalars"]
+    assert len(media.Scalars("eval/ebt_energy")) == 3  # k = 0, 1, 2 descent steps
     nav = rows["agent-ebt-memory"]["metrics"]
     assert set(nav) == {"tc", "spd", "ndtw", "sed"} and all(len(m["ci95"]) == 2 for m in nav.values())
     assert report["memory_effect"]["tc"]["n"] == report["eval_episodes"]

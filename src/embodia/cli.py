@@ -208,8 +208,11 @@ def run_eval(cmd: EvalCommand) -> int:
         cmd.env, cmd.episodes, cmd.out, seed=cmd.seed, controller_fn=controller_fn, **cmd.rollout.collect_kwargs()
     )
     log_eval(cmd.out / "tb", summary, f"{policy.name} ({cmd.checkpoint})")
+    from embodia.replay.tb_media import log_eval_dir_media
+
+    media = log_eval_dir_media(cmd.out / "tb", cmd.out, policy)  # replay video, map, memory view, EBT descent
     print(format_summary(summary))
-    print(f"wrote {summary['episodes']} episodes, summary.json and tb/ to {cmd.out}")
+    print(f"wrote {summary['episodes']} episodes, summary.json and tb/ ({', '.join(media)}) to {cmd.out}")
     return 0
 
 

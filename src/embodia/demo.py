@@ -138,6 +138,15 @@ def run_demo(out: Path, *, quick: bool = False, workers: int = 2, progress: bool
         log_eval(log_dir, summary, name)
     timings["eval_s"] = time.perf_counter() - t
 
+    t = time.perf_counter()
+    from embodia.policies.base import Policy
+    from embodia.replay.tb_media import log_eval_dir_media
+
+    for v in variants:  # TensorBoard media per row: replay video, map, memory view, EBT's descent
+        policy = Policy.load(out / "runs" / v.name / "policy.pt") if v.policy is not None else None
+        log_eval_dir_media(out / "eval" / v.name / "tb", out / "eval" / v.name, policy)
+    timings["media_s"] = time.perf_counter() - t
+
     from embodia.demo_report import build_report, format_report
 
     report_args = (variants, trained, evals, settings, config)

@@ -125,10 +125,12 @@ def format_report(report: dict[str, Any]) -> str:
         f"- replay video: `{report['replay']}`" if report["replay"] else "- replay video: not rendered yet",
         "- training logs: `runs/<row>/tb` (`tensorboard --logdir .` from this directory)",
         "- checkpoints: `runs/<row>/policy.pt` (`embodia eval --checkpoint ...` runs one again)",
-        "- evaluation: `eval/<row>/` (episode files, `summary.json`, `tb/`)",
+        "- evaluation: `eval/<row>/` (episode files, `summary.json`, `tb/` with eval/* scalars, a replay video, the "
+        "map and memory view, EBT's energy along its descent steps)",
         "",
         f"Time: collect {t['collect_s']:.0f} s, train {t['train_s']:.0f} s, evaluate {t['eval_s']:.0f} s, "
-        f"replay {t.get('replay_s', 0.0):.0f} s, total {t['total_s']:.0f} s.",
+        f"TensorBoard media {t.get('media_s', 0.0):.0f} s, replay {t.get('replay_s', 0.0):.0f} s, "
+        f"total {t['total_s']:.0f} s.",
         "",
     ]
     return "\n".join(lines)

@@ -175,3 +175,30 @@ def test_memory_view_png_ply_and_interactive_without_display(agent_episode, nav_
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(ValueError, match="needs a display"):
         show_interactive(episode)
+
+
+def test_tensorboard_media_video_images_and_ebt_descent(agent_episode, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    from embodia.data.windows import EpisodeWindows
+    from embodia.policies import make_policy
+    from embodia.replay.tb_media import log_eval_media
+
+    push_dir = tmp_path / "push"
+    collect("embodia/PushBlock-v0", 1, push_dir, seed=0, progress=False)
+    push = read_episode(push_dir / "episode_000000.h5")
+    windows = EpisodeWindows([push], obs_keys=("state",))
+    policy = make_policy("ebt", obs_dim=windows.obs_dim, action_dim=2, obs_keys=("state",), inference_steps=3)
+    policy.fit_normalizer(windows.obs, windows.actions)
+    with SummaryWriter(str(tmp_path / "tb_push")) as writer:
+        assert log_eval_media(writer, push, policy) == ["eval/video", "eval/ebt_energy"]
+    with SummaryWriter(str(tmp_path / "tb_nav")) as writer:
+        assert log_eval_media(writer, read_episode(agent_episode)) == ["eval/video", "eval/map", "eval/memory"]
+    push_events = EventAccumulator(str(tmp_path / "tb_push"))
+    push_events.Reload()
+    assert "eval/video" in push_events.Tags()["images"]  # add_video is stored as an animated image
+    assert [e.step for e in push_events.Scalars("eval/ebt_energy")] == [0, 1, 2, 3]
+    nav_events = EventAccumulator(str(tmp_path / "tb_nav"))
+    nav_events.Reload()
+    assert {"eval/video", "eval/map", "eval/memory"} <= set(nav_events.Tags()["images"])

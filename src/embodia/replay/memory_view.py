@@ -110,11 +110,38 @@ def _o3d_geometries(parts: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
     return geometries
 
 
-def render_memory_view(episode: Episode, path: str | os.PathLike, *, width: int = 800, height: int = 600) -> Path:
-    """Draw the memory of ``episode`` offscreen to a PNG at ``path`` (an oblique view from above); returns it."""
+def render_memory_view(
+    episode: Episode, path: str | os.PathLike, *, width: int = 800, height: int = 600, isolated: bool = True
+) -> Path:
+    """Draw the memory of ``episode`` offscreen to a PNG at ``path`` (an oblique view from above); returns it.
+
+    Args:
+        episode: An episode with a memory snapshot.
+        path: The PNG to write.
+        width: Image width, pixels.
+        height: Image height, pixels.
+        isolated: Render in a fresh (spawned) process. Once Open3D has made its EGL context in a process, MuJoCo
+            can no longer create one there (``eglChooseConfig`` fails: measured with Mesa), so a process that also
+            renders MuJoCo scenes must keep Open3D out.
+
+    Raises:
+        ValueError: The episode has no memory snapshot.
+    """
+    geometry = memory_geometry(episode)  # fails here, in this process, on an episode without memory
+    if isolated:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return pool.submit(_render_geometry, geometry, str(path), width, height).result()
+    return _render_geometry(geometry, str(path), width, height)
+
+
+def _render_geometry(geometry: dict[str, dict[str, np.ndarray]], path: str, width: int, height: int) -> Path:
+    """Render :func:`memory_geometry` arrays to a PNG with Open3D's legacy offscreen visualizer."""
     import open3d as o3d
 
-    geometries = _o3d_geometries(memory_geometry(episode))
+    geometries = _o3d_geometries(geometry)
     o3d.utility.set_verbosity_level(o3d.utility.VerbosityLevel.Warning)  # no "falling back to EGL" chatter
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

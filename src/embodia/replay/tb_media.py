@@ -1,0 +1,106 @@
+"""TensorBoard media for an evaluation: a replay video, the top-down map, the memory view and EBT's descent.
+
+``log_eval_media(writer, episode, policy)`` writes, for one evaluated episode:
+
+* ``eval/video``: the episode re-rendered from its stored states (every ``stride``-th state, small frames;
+  ``add_video`` stores an animated GIF and needs moviepy 1.x: FACTS.md §0);
+* ``eval/map``: the top-down map (UrbanNav);
+* ``eval/memory``: the 3-D memory view (episodes of agents with memory);
+* ``eval/ebt_energy``: for EBT-Policy (alone or as an agent's inner policy), the mean energy of the episode's
+  first observation windows after k = 0 .. K descent steps (x axis: k), from the same starting noise.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from embodia.data.episodes import Episode
+
+__all__ = ["ebt_descent_energies", "log_eval_dir_media", "log_eval_media"]
+
+
+def ebt_descent_energies(policy: Any, episode: Episode, *, windows: int = 16, seed: int = 0) -> list[float] | None:
+    """Mean energy after k = 0 .. ``inference_steps`` descent steps on ``episode``'s first observation windows.
+
+    Returns None for a policy without an EBT energy (an agent counts when its inner policy is EBT).
+    """
+    from embodia.data.windows import EpisodeWindows
+
+    inner = getattr(policy, "inner", policy)
+    if not hasattr(inner, "descend"):
+        return None
+    if policy is not inner:  # an agent: its rows replay the episode through its memory
+        data = policy.training_windows([episode])
+        batch = data.get_batch(np.arange(min(windows, len(data))))
+        rows = torch.as_tensor(batch["obs"])
+        with torch.no_grad():
+            contents = (None, None)
+            if policy.reader is not None:
+                contents = policy._item_contents(rows, torch.as_tensor(batch["item_obs"]))
+            obs = policy.features(rows, *contents)
+    else:
+        data = EpisodeWindows(
+            [episode], n_obs_steps=policy.config.n_obs_steps, horizon=policy.config.horizon,
+            obs_keys=policy.config.obs_keys or None,
+        )  # fmt: skip
+        obs = torch.as_tensor(data.get_batch(np.arange(min(windows, len(data))))["obs"])
+    with torch.no_grad():
+        obs = inner.normalize_batch({"obs": obs}, with_action=False)["obs"]
+    c = inner.config
+    generator = torch.Generator().manual_seed(seed)
+    a0 = torch.randn((obs.shape[0], c.horizon, c.action_dim), generator=generator, dtype=obs.dtype)
+    return [float(inner.descend(obs, a0, steps=k)["energy"].mean()) for k in range(c.inference_steps + 1)]
+
+
+def log_eval_media(writer: Any, episode: Episode, policy: Any = None, *, stride: int = 4, size: int = 160) -> list[str]:
+    """Write the media of one evaluated ``episode`` to a ``SummaryWriter``; returns the tags written.
+
+    A view that cannot be made (no stored states, no memory, not UrbanNav) is skipped, not an error.
+    """
+    from embodia.replay.video import render_episode
+
+    tags = []
+    if episode.mj_state is not None:
+        frames = render_episode(episode, width=size, height=size * 3 // 4)[::stride]  # (T', H, W, 3)
+        video = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))[None]  # (1, T', 3, H, W)
+        writer.add_video("eval/video", video, 0, fps=max(1, 10 // stride))
+        tags.append("eval/video")
+    if "UrbanNav" in episode.env_id and episode.mj_state is not None:
+        from embodia.replay.topdown import draw_topdown
+
+        writer.add_image("eval/map", draw_topdown(episode, size=480), 0, dataformats="HWC")
+        tags.append("eval/map")
+    if episode.memory:
+        from PIL import Image
+
+        from embodia.replay.memory_view import render_memory_view
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = render_memory_view(episode, Path(tmp) / "memory.png", width=480, height=360)
+            writer.add_image("eval/memory", np.asarray(Image.open(path).convert("RGB")), 0, dataformats="HWC")
+        tags.append("eval/memory")
+    if policy is not None:
+        energies = ebt_descent_energies(policy, episode)
+        if energies is not None:
+            for k, energy in enumerate(energies):
+                writer.add_scalar("eval/ebt_energy", energy, k)
+            tags.append("eval/ebt_energy")
+    return tags
+
+
+def log_eval_dir_media(log_dir: str | Path, eval_dir: str | Path, policy: Any = None) -> list[str]:
+    """:func:`log_eval_media` for the first episode file in ``eval_dir``, into TensorBoard at ``log_dir``."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from embodia.data.episodes import episode_files, read_episode
+
+    files = episode_files(eval_dir)
+    if not files:
+        return []
+    with SummaryWriter(str(log_dir)) as writer:
+        return log_eval_media(writer, read_episode(files[0]), policy)
