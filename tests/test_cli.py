@@ -125,8 +125,20 @@ def test_demo_quick(tmp_path):
     assert report["memory_effect"]["tc"]["n"] == report["eval_episodes"]
     text = (out / "report.md").read_text()
     assert "| agent-ebt-memory |" in text and "Memory effect" in text and "PushBlock-v0" in text
+    assert_page_files_exist(out / "report.html")
     import imageio.v2 as imageio
 
     reader = imageio.get_reader(str(out / report["replay"]))
     assert reader.count_frames() > 10
     reader.close()
+
+
+def assert_page_files_exist(page: Path) -> None:
+    """Every src/href of an HTML page names a file that exists (relative to the page)."""
+    import re
+
+    text = page.read_text()
+    refs = re.findall(r"(?:src|href)='([^']+)'", text)
+    assert refs, "the page references no media"
+    for ref in refs:
+        assert (page.parent / ref).is_file(), ref

@@ -211,8 +211,11 @@ def run_eval(cmd: EvalCommand) -> int:
     from embodia.replay.tb_media import log_eval_dir_media
 
     media = log_eval_dir_media(cmd.out / "tb", cmd.out, policy)  # replay video, map, memory view, EBT descent
+    from embodia.replay.report_html import write_eval_report
+
+    write_eval_report(cmd.out, f"{policy.name} ({cmd.checkpoint})")
     print(format_summary(summary))
-    print(f"wrote {summary['episodes']} episodes, summary.json and tb/ ({', '.join(media)}) to {cmd.out}")
+    print(f"wrote {summary['episodes']} episodes, summary.json, report.html and tb/ ({', '.join(media)}) to {cmd.out}")
     return 0
 
 
@@ -250,7 +253,10 @@ def run_train(cmd: TrainCommand) -> int:
         f"{summary['it_per_s_last_segment']:.1f} it/s, {max(cmd.workers, 1)} worker(s), stopped by "
         f"{summary['stopped_by']}); last {terms}"
     )
-    print(f"policy: {run_dir / 'policy.pt'}   tensorboard --logdir {run_dir}")
+    from embodia.replay.report_html import write_train_report
+
+    report = write_train_report(run_dir)
+    print(f"policy: {run_dir / 'policy.pt'}   report: {report}   tensorboard --logdir {run_dir}")
     return 0
 
 

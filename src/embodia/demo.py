@@ -147,7 +147,7 @@ def run_demo(out: Path, *, quick: bool = False, workers: int = 2, progress: bool
         log_eval_dir_media(out / "eval" / v.name / "tb", out / "eval" / v.name, policy)
     timings["media_s"] = time.perf_counter() - t
 
-    from embodia.demo_report import build_report, format_report
+    from embodia.demo_report import build_report, format_report, write_demo_html
 
     report_args = (variants, trained, evals, settings, config)
     t = time.perf_counter()
@@ -167,4 +167,8 @@ def run_demo(out: Path, *, quick: bool = False, workers: int = 2, progress: bool
     report = build_report(*report_args, timings, replay_note, workers)
     write_json_atomic(out / "report.json", report)
     (out / "report.md").write_text(format_report(report))
+    try:
+        write_demo_html(out, report, REPLAY_ROW)
+    except Exception as exc:  # the page is a view of report.json; its failure must not fail the run
+        print(f"report.html not written ({type(exc).__name__}: {exc})")
     return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -134,3 +135,43 @@ def format_report(report: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def write_demo_html(out: Path, report: dict[str, Any], replay_row: str) -> Path:
+    """``<out>/report.html``: the report's tables, two training curves, the replay, the map and memory view."""
+    from PIL import Image
+
+    from embodia.data.episodes import episode_files, read_episode
+    from embodia.replay.memory_view import render_memory_view
+    from embodia.replay.report_html import Page, train_curves, write_page
+    from embodia.replay.topdown import draw_topdown
+
+    page = Page("embodia demo", notes=format_report(report).split("\n")[2:5:2])
+    for env_id, rows in report["envs"].items():
+        metrics = ENV_METRICS[env_id]
+        header = ["row", *[label for _, label in metrics], "ms / action", "train steps"]
+        table = [
+            [row["name"], *[_cell(row["metrics"].get(k)) for k, _ in metrics], _cell(row["latency_ms"], 2),
+             str(row["train"]["steps"]) if "train" in row else "–"]
+            for row in rows
+        ]  # fmt: skip
+        page.tables.append((env_id, header, table))
+    effect = report["memory_effect"]["tc"]
+    page.notes.append(
+        f"Memory effect, agent-ebt-memory minus agent-ebt-no-memory (paired): TC {effect['mean']:+.3f} "
+        f"[{effect['ci95'][0]:+.3f}, {effect['ci95'][1]:+.3f}] over {effect['n']} episodes."
+    )
+    for row in ("agent-ebt-memory", "ebt"):
+        for tag, points in train_curves(out / "runs" / row, ("train/loss",)):
+            page.curves.append((f"{row}: {tag}", points))
+    files = episode_files(out / "eval" / replay_row)
+    if files:
+        episode = read_episode(files[0])
+        Image.fromarray(draw_topdown(episode, size=600)).save(out / "replay" / "map.png")
+        if episode.memory:
+            render_memory_view(episode, out / "replay" / "memory.png", width=640, height=480)
+    if report["replay"] and not str(report["replay"]).startswith("not written"):
+        page.videos.append((f"{replay_row}, episode 0 (chase camera)", out / report["replay"]))
+    page.images += [(f"{replay_row}: top-down map", out / "replay" / "map.png"),
+                    (f"{replay_row}: memory view", out / "replay" / "memory.png")]  # fmt: skip
+    return write_page(page, out / "report.html")
