@@ -125,6 +125,8 @@ def test_agent_episodes_store_what_the_memory_held(agent_episode):
     assert memory["octree.histograms"].shape == (len(memory["octree.centroids"]), 17)
     assert (memory["octree.histograms"][:, 1:].sum(1) > 0).any()  # a landmark class was seen
     assert "stm.class_ids" in memory and not any(k.startswith("ltm") for k in memory)
+    plan = memory["graph.plan"]  # the modular agent's path home, over its graph's nodes
+    assert len(plan) >= 2 and plan.max() < len(memory["graph.positions"])
 
 
 def test_topdown_map_draws_trajectory_landmarks_and_the_memory_graph(agent_episode, nav_episode, tmp_path):
@@ -136,6 +138,7 @@ def test_topdown_map_draws_trajectory_landmarks_and_the_memory_graph(agent_episo
     colours = {tuple(c) for c in with_memory.reshape(-1, 3)}
     assert (255, 255, 255) in colours  # graph nodes
     assert (255, 120, 20) in colours  # the trajectory
+    assert (230, 40, 230) in colours  # the planned path
     assert not np.array_equal(with_memory, without)
     proc = embodia("replay", str(agent_episode), "--map", str(tmp_path / "map.png"))
     assert proc.returncode == 0 and (tmp_path / "map.png").stat().st_size > 1000
@@ -162,11 +165,12 @@ def test_memory_view_png_ply_and_interactive_without_display(agent_episode, nav_
         return bool((np.abs(pixels - np.array(rgb)).max(axis=1) <= 2).any())
 
     assert shows((255, 255, 255))  # graph nodes
+    assert shows((230, 41, 230))  # the planned path (0.9, 0.16, 0.9)
     assert shows((140, 140, 148))  # leaves where no landmark class was seen (0.55, 0.55, 0.58)
     landmark_colours = [(219, 31, 31), (31, 77, 230), (26, 178, 51), (242, 217, 26)]  # LANDMARK_COLOURS x 255
     assert any(shows(rgb) for rgb in landmark_colours)  # leaves coloured by their class
     files = export_ply(episode, tmp_path / "ply")
-    assert [f.name for f in files] == ["leaves.ply", "graph.ply", "trajectory.ply"]
+    assert [f.name for f in files] == ["leaves.ply", "graph.ply", "trajectory.ply", "plan.ply"]
     leaves = o3d.io.read_point_cloud(str(files[0]))
     assert len(leaves.points) == len(memory_geometry(episode)["leaves"]["points"])
     with pytest.raises(ValueError, match="no memory snapshot"):

@@ -286,10 +286,18 @@ class ModularAgent:
         self.target: np.ndarray | None = None
         self.anchor: np.ndarray | None = None
         self.plan: list[int] = []
+        self.first_plan: list[int] = []  # the first graph path planned under the current instruction
 
     def memory_snapshot(self) -> dict[str, np.ndarray] | None:
-        """What the memory holds now, for the episode file (``Mem4NavMemory.view_snapshot``); None without memory."""
-        return None if self.memory is None else self.memory.view_snapshot()
+        """What the memory holds now, for the episode file; None without memory.
+
+        Returns:
+            ``Mem4NavMemory.view_snapshot()`` plus ``graph.plan``: the node ids of the first path planned under the
+            last instruction.
+        """
+        if self.memory is None:
+            return None
+        return {**self.memory.view_snapshot(), "graph.plan": np.asarray(self.first_plan, dtype=np.int64)}
 
     def info(self) -> dict[str, Any]:
         """Metadata recorded with each episode: agent, memory mode, mean latency per action (ms), memory figures."""
@@ -493,6 +501,7 @@ class ModularAgent:
         position, yaw = percept.position[:2], percept.yaw
         if instruction != self._instruction:
             self._instruction = instruction
+            self.first_plan = []
             self._turn_to = _wrap(yaw + math.pi) if " back " in f" {instruction.lower()} " else None
             self.target = None
         goal = goal_landmark_class(instruction)
@@ -593,6 +602,8 @@ class ModularAgent:
         if not path:
             return anchor[None].copy()
         self.plan = path
+        if not self.first_plan:
+            self.first_plan = list(path)
         nodes = np.array([graph.node_position(n)[:2] for n in path])  # (P, 2)
         junctions = self._junction_centres()
         legs = [self._via_junctions(a, b, junctions)[:-1] for a, b in itertools.pairwise(nodes)]

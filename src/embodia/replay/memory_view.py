@@ -2,10 +2,10 @@
 
 The geometry comes from the episode file's memory snapshot (``Mem4NavMemory.view_snapshot``): each octree leaf is a
 point at its centroid, coloured by the landmark class seen most in it (grey where none was); graph nodes are white
-points joined by line segments; the trajectory (from the stored MuJoCo states) is an orange line at ground level.
-``render_memory_view`` draws them offscreen with Open3D's legacy ``Visualizer(visible=False)`` (EGL, no X server:
-FACTS.md §5); ``export_ply`` writes them as PLY files for other 3-D tools; ``show_interactive`` opens a window
-when a display exists.
+points joined by line segments, the path the agent planned on them magenta; the trajectory (from the stored MuJoCo
+states) is an orange line at ground level. ``render_memory_view`` draws them offscreen with Open3D's legacy
+``Visualizer(visible=False)`` (EGL, no X server: FACTS.md §5); ``export_ply`` writes them as PLY files for other 3-D
+tools; ``show_interactive`` opens a window when a display exists.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from embodia.data.episodes import Episode
 __all__ = ["export_ply", "memory_geometry", "render_memory_view", "show_interactive"]
 
 _NO_CLASS = (0.55, 0.55, 0.58)
-_NODE, _EDGE, _TRAJECTORY = (1.0, 1.0, 1.0), (0.85, 0.85, 0.85), (1.0, 0.47, 0.08)
+_NODE, _EDGE, _TRAJECTORY, _PLAN = (1.0, 1.0, 1.0), (0.85, 0.85, 0.85), (1.0, 0.47, 0.08), (0.9, 0.16, 0.9)
 
 
 def _class_colours() -> np.ndarray:
@@ -35,8 +35,9 @@ def memory_geometry(episode: Episode) -> dict[str, dict[str, np.ndarray]]:
     """Plain arrays of the views of ``episode``'s memory and trajectory.
 
     Returns:
-        ``{"leaves": {points, colors}, "graph": {points, lines, colors}, "trajectory": {points, lines, colors}}``
-        with ``points (N, 3)``, ``lines (M, 2)`` int and ``colors (N or M, 3)`` in [0, 1].
+        ``{"leaves": {points, colors}, "graph": ..., "plan": ..., "trajectory": ...}`` (graph, plan and
+        trajectory: ``{points, lines, colors}``) with ``points (N, 3)``, ``lines (M, 2)`` int and ``colors (N or M,
+        3)`` in [0, 1].
 
     Raises:
         ValueError: The episode has no memory snapshot (an expert's or a memoryless agent's episode).
@@ -57,6 +58,11 @@ def memory_geometry(episode: Episode) -> dict[str, dict[str, np.ndarray]]:
         nodes = np.asarray(memory["graph.positions"], np.float64) + [0.0, 0.0, 0.3]
         edges = np.asarray(memory["graph.edges"], np.int64).reshape(-1, 2)
         out["graph"] = {"points": nodes, "lines": edges, "colors": np.tile(_EDGE, (len(edges), 1))}
+        plan = np.asarray(memory.get("graph.plan", np.zeros(0)), dtype=np.int64)
+        if len(plan) > 1:  # the planned path: its consecutive nodes, lifted above the graph
+            segments = np.stack([np.arange(len(plan) - 1), np.arange(1, len(plan))], 1)
+            out["plan"] = {"points": nodes[plan] + [0.0, 0.0, 0.5], "lines": segments,
+                           "colors": np.tile(_PLAN, (len(segments), 1))}  # fmt: skip
     trajectory = _trajectory(episode)
     if trajectory is not None:
         segments = np.stack([np.arange(len(trajectory) - 1), np.arange(1, len(trajectory))], 1)
@@ -98,7 +104,7 @@ def _o3d_geometries(parts: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
         cloud = o3d.geometry.PointCloud(vec3(parts["leaves"]["points"]))
         cloud.colors = vec3(parts["leaves"]["colors"])
         geometries["leaves"] = cloud
-    for name in ("graph", "trajectory"):
+    for name in ("graph", "trajectory", "plan"):
         if name in parts:
             lines = o3d.geometry.LineSet(vec3(parts[name]["points"]), vec2(parts[name]["lines"]))
             lines.colors = vec3(parts[name]["colors"])
@@ -168,7 +174,10 @@ def _render_geometry(geometry: dict[str, dict[str, np.ndarray]], path: str, widt
 
 
 def export_ply(episode: Episode, directory: str | os.PathLike) -> list[Path]:
-    """Write ``leaves.ply`` (coloured points), ``graph.ply`` and ``trajectory.ply`` (line sets) into ``directory``."""
+    """Write ``leaves.ply`` (coloured points), ``graph.ply``, ``trajectory.ply`` and ``plan.ply`` (line sets).
+
+    Files go into ``directory``; ``plan.ply`` only when the agent planned a path.
+    """
     import open3d as o3d
 
     directory = Path(directory)

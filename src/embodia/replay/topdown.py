@@ -1,9 +1,9 @@
 """A top-down map of an UrbanNav episode, for quick looks.
 
 It shows buildings, streets, landmarks, the reference route, the trajectory and what the agent's memory held
-(topology graph, octree leaves where a landmark class was seen). Drawn with Pillow from the city the env rebuilds
-for the episode's seed and the robot positions of the stored states; memory comes from the episode file's
-snapshot (``Mem4NavMemory.view_snapshot``) when it has one.
+(topology graph, the path it planned on it, octree leaves where a landmark class was seen). Drawn with Pillow from
+the city the env rebuilds for the episode's seed and the robot positions of the stored states; memory comes from the
+episode file's snapshot (``Mem4NavMemory.view_snapshot``) when it has one.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from embodia.data.episodes import Episode
 __all__ = ["draw_topdown"]
 
 _STREET, _BUILDING, _ROUTE, _TRAJECTORY = (70, 70, 78), (150, 150, 160), (80, 160, 255), (255, 120, 20)
-_GRAPH_NODE, _GRAPH_EDGE, _BACKGROUND = (255, 255, 255), (230, 230, 230), (28, 32, 30)
+_GRAPH_NODE, _GRAPH_EDGE, _BACKGROUND, _PLAN = (255, 255, 255), (230, 230, 230), (28, 32, 30), (230, 40, 230)
 
 
 def _landmark_rgb(class_id: int) -> tuple[int, int, int]:
@@ -86,6 +86,9 @@ def draw_topdown(episode: Episode, *, size: int = 800) -> np.ndarray:
         graph_nodes = np.asarray(memory["graph.positions"])[:, :2]
         for u, v in np.asarray(memory["graph.edges"]).reshape(-1, 2):
             draw.line(px(graph_nodes[[u, v]]), fill=_GRAPH_EDGE, width=2)
+        plan = np.asarray(memory.get("graph.plan", np.zeros(0)), dtype=np.int64)
+        if len(plan) > 1:  # the planned path, over the graph
+            draw.line(px(graph_nodes[plan]), fill=_PLAN, width=max(3, street_w // 3))
         for x, y in px(graph_nodes):
             draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=_GRAPH_NODE, outline=(0, 0, 0))
     r = max(3, int(0.8 * scale))
