@@ -75,24 +75,13 @@ def memory_geometry(episode: Episode) -> dict[str, dict[str, np.ndarray]]:
 
 
 def _trajectory(episode: Episode) -> np.ndarray | None:
-    """``(T+1, 3)`` robot positions at ground level from the stored states (None without states)."""
+    """``(T+1, 3)`` robot positions just above the ground from the stored states (None without states)."""
     if episode.mj_state is None:
         return None
-    import gymnasium as gym
+    from embodia.replay.video import robot_positions
 
-    import embodia  # noqa: F401  (registers the environments)
-
-    env = gym.make(episode.env_id, **episode.env_kwargs)
-    try:
-        sim = env.unwrapped
-        sim.reset(seed=episode.seed)
-        points = []
-        for state in episode.mj_state:
-            sim.set_mj_state(state)
-            points.append([*sim.data.qpos[:2], 0.1])
-        return np.asarray(points, dtype=np.float64)
-    finally:
-        env.close()
+    xy = robot_positions(episode)
+    return np.column_stack([xy, np.full(len(xy), 0.1)])
 
 
 def _o3d_geometries(parts: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:

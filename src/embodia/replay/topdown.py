@@ -8,10 +8,10 @@ episode file's snapshot (``Mem4NavMemory.view_snapshot``) when it has one.
 
 from __future__ import annotations
 
-import gymnasium as gym
 import numpy as np
 
 from embodia.data.episodes import Episode
+from embodia.replay.video import rebuilt_scene, robot_positions
 
 __all__ = ["draw_topdown"]
 
@@ -34,26 +34,13 @@ def draw_topdown(episode: Episode, *, size: int = 800) -> np.ndarray:
     """
     from PIL import Image, ImageDraw
 
-    import embodia  # noqa: F401  (registers the environments)
-
     if not (isinstance(size, int) and 64 <= size <= 4096):
         raise ValueError(f"map size must be an integer in [64, 4096], got {size!r}")
     if "UrbanNav" not in episode.env_id:
         raise ValueError(f"the top-down map draws UrbanNav cities; this episode is from {episode.env_id or 'unknown'}")
-    if episode.mj_state is None:
-        raise ValueError("the episode has no mj_state: the trajectory cannot be recovered")
-    env = gym.make(episode.env_id, **episode.env_kwargs)
-    try:
-        sim = env.unwrapped
-        sim.reset(seed=episode.seed)
+    with rebuilt_scene(episode) as sim:
         city, task = sim.city, sim.task
-        trajectory = []
-        for state in episode.mj_state:
-            sim.set_mj_state(state)
-            trajectory.append(sim.data.qpos[:2].copy())
-    finally:
-        env.close()
-    trajectory = np.asarray(trajectory)  # (T+1, 2)
+        trajectory = robot_positions(episode, sim)  # (T+1, 2)
     nodes = city.graph.positions
     lo, hi = nodes.min(0) - 12.0, nodes.max(0) + 12.0
     scale = (size - 1) / float((hi - lo).max())

@@ -7,9 +7,12 @@ headless (EGL).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -17,7 +20,7 @@ import numpy as np
 from embodia.data.episodes import Episode
 from embodia.replay.overlay import draw_overlay, overlay_lines
 
-__all__ = ["render_episode", "stored_frames", "write_video"]
+__all__ = ["rebuilt_scene", "render_episode", "robot_positions", "stored_frames", "write_video"]
 
 
 def render_episode(
@@ -41,19 +44,7 @@ def render_episode(
     """
     if not (isinstance(width, int) and isinstance(height, int) and 16 <= width <= 4096 and 16 <= height <= 4096):
         raise ValueError(f"frame size must be two integers in [16, 4096], got {width}x{height}")
-    if episode.mj_state is None:
-        raise ValueError(f"the {episode.env_id or 'episode'} file has no mj_state: there is nothing to re-render")
-    import embodia  # noqa: F401  (registers the environments)
-    from embodia.envs.mujoco_base import MjSpecEnv
-
-    env = gym.make(episode.env_id, **episode.env_kwargs)
-    try:
-        sim = env.unwrapped
-        if not isinstance(sim, MjSpecEnv):
-            raise ValueError(f"{episode.env_id} is not an embodia MuJoCo env; its states cannot be re-rendered")
-        sim.reset(seed=episode.seed)
-        if episode.scene_xml is not None and sim.scene_xml != episode.scene_xml:
-            raise ValueError(f"the {episode.env_id} scene rebuilt for seed {episode.seed} differs from the stored one")
+    with rebuilt_scene(episode) as sim:
         cameras = [sim.model.camera(i).name for i in range(sim.model.ncam)]
         if camera is None:
             camera = "chase" if "chase" in cameras else (cameras[0] if cameras else -1)
@@ -67,8 +58,48 @@ def render_episode(
             if overlay:
                 frames[t] = draw_overlay(frames[t], overlay_lines(episode, t))
         return frames
+
+
+@contextlib.contextmanager
+def rebuilt_scene(episode: Episode) -> Iterator[Any]:
+    """The episode's env, rebuilt from its id, kwargs and seed, unwrapped (closed on exit).
+
+    Raises:
+        ValueError: No stored states, not an embodia MuJoCo env, or a scene that differs from the stored one.
+    """
+    if episode.mj_state is None:
+        raise ValueError(f"the {episode.env_id or 'episode'} file has no mj_state: there is nothing to re-render")
+    import embodia  # noqa: F401  (registers the environments)
+    from embodia.envs.mujoco_base import MjSpecEnv
+
+    env = gym.make(episode.env_id, **episode.env_kwargs)
+    try:
+        sim = env.unwrapped
+        if not isinstance(sim, MjSpecEnv):
+            raise ValueError(f"{episode.env_id} is not an embodia MuJoCo env; its states cannot be re-rendered")
+        sim.reset(seed=episode.seed)
+        if episode.scene_xml is not None and sim.scene_xml != episode.scene_xml:
+            raise ValueError(f"the {episode.env_id} scene rebuilt for seed {episode.seed} differs from the stored one")
+        yield sim
     finally:
         env.close()
+
+
+def robot_positions(episode: Episode, sim: Any = None) -> np.ndarray:
+    """``(T+1, 2)`` planar robot position (``qpos[:2]``) at every stored state.
+
+    Args:
+        episode: An episode with ``mj_state``.
+        sim: The episode's :func:`rebuilt_scene` if one is open (its state is changed), else None.
+    """
+    if sim is None:
+        with rebuilt_scene(episode) as scene:
+            return robot_positions(episode, scene)
+    positions = np.empty((len(episode.mj_state), 2))
+    for t, state in enumerate(episode.mj_state):
+        sim.set_mj_state(state)
+        positions[t] = sim.data.qpos[:2]
+    return positions
 
 
 def stored_frames(episode: Episode, *, overlay: bool = False) -> np.ndarray:
