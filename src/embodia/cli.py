@@ -208,12 +208,13 @@ def run_eval(cmd: EvalCommand) -> int:
         cmd.env, cmd.episodes, cmd.out, seed=cmd.seed, controller_fn=controller_fn, **cmd.rollout.collect_kwargs()
     )
     log_eval(cmd.out / "tb", summary, f"{policy.name} ({cmd.checkpoint})")
-    from embodia.replay.tb_media import log_eval_dir_media
-
-    media = log_eval_dir_media(cmd.out / "tb", cmd.out, policy)  # replay video, map, memory view, EBT descent
     from embodia.replay.report_html import write_eval_report
+    from embodia.replay.tb_media import episode_views, first_episode, log_eval_dir_media
 
-    write_eval_report(cmd.out, f"{policy.name} ({cmd.checkpoint})")
+    episode = first_episode(cmd.out)
+    views = episode_views(episode) if episode is not None else {}  # map and memory view, made once for both
+    media = log_eval_dir_media(cmd.out / "tb", episode, policy, views)  # replay video, views, EBT descent
+    write_eval_report(cmd.out, f"{policy.name} ({cmd.checkpoint})", episode, views)
     print(format_summary(summary))
     print(f"wrote {summary['episodes']} episodes, summary.json, report.html and tb/ ({', '.join(media)}) to {cmd.out}")
     return 0

@@ -140,11 +140,16 @@ def run_demo(out: Path, *, quick: bool = False, workers: int = 2, progress: bool
 
     t = time.perf_counter()
     from embodia.policies.base import Policy
-    from embodia.replay.tb_media import log_eval_dir_media
+    from embodia.replay.tb_media import episode_views, first_episode, log_eval_dir_media
 
+    replay_views: dict = {}
     for v in variants:  # TensorBoard media per row: replay video, map, memory view, EBT's descent
         policy = Policy.load(out / "runs" / v.name / "policy.pt") if v.policy is not None else None
-        log_eval_dir_media(out / "eval" / v.name / "tb", out / "eval" / v.name, policy)
+        episode = first_episode(out / "eval" / v.name)
+        views = episode_views(episode) if episode is not None else {}
+        log_eval_dir_media(out / "eval" / v.name / "tb", episode, policy, views)
+        if v.name == REPLAY_ROW:
+            replay_views = views  # shown again in report.html
     timings["media_s"] = time.perf_counter() - t
 
     from embodia.demo_report import build_report, format_report, write_demo_html
@@ -168,7 +173,7 @@ def run_demo(out: Path, *, quick: bool = False, workers: int = 2, progress: bool
     write_json_atomic(out / "report.json", report)
     (out / "report.md").write_text(format_report(report))
     try:
-        write_demo_html(out, report, REPLAY_ROW)
+        write_demo_html(out, report, REPLAY_ROW, replay_views)
     except Exception as exc:  # the page is a view of report.json; its failure must not fail the run
         print(f"report.html not written ({type(exc).__name__}: {exc})")
     return report

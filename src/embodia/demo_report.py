@@ -79,24 +79,40 @@ def _cell(m: dict[str, Any] | None, digits: int = 3) -> str:
     return f"{m['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def format_report(report: dict[str, Any]) -> str:
-    """``report.md``: settings, one table per env, the memory effect, where to look next."""
-    s, t = report["settings"], report["timings_s"]
-    lines = [
-        "# embodia demo report",
-        "",
+def _intro(report: dict[str, Any]) -> list[str]:
+    """The report's opening paragraphs: what ran, how the intervals are made, what the budget means."""
+    s = report["settings"]
+    return [
         f"Demonstrations: {s['nav_demos']} (UrbanNav-Return-v0) and {s['push_demos']} (PushBlock-v0) expert episodes. "
         f"Every learned row trained for {s['train_minutes']:g} min (batch {s['batch_size']}, lr {s['lr']:g}) on "
         f"{report['workers']} Ray worker(s) in parallel; every row evaluated on the same {report['eval_episodes']} "
         f"held-out seeds (from 1000000). Means with 95 % confidence intervals (Wilson for rates, Student t "
         f"otherwise; bootstrap over episodes for latency). Latency: wall time per action of the controller (ms), "
         f"on this machine.",
-        "",
         "This training budget demonstrates the pipeline; it does not train a capable agent. The figures are what "
         "these runs measured.",
     ]
+
+
+def _table(env_id: str, rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of one env's comparison table (metrics, latency per action, training steps)."""
+    metrics = ENV_METRICS[env_id]
+    header = ["row", *[label for _, label in metrics], "ms / action", "train steps"]
+    cells = [
+        [row["name"], *[_cell(row["metrics"].get(key)) for key, _ in metrics], _cell(row["latency_ms"], 2),
+         str(row["train"]["steps"]) if "train" in row else "–"]
+        for row in rows
+    ]  # fmt: skip
+    return header, cells
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """``report.md``: settings, one table per env, the memory effect, where to look next."""
+    t = report["timings_s"]
+    lines = ["# embodia demo report"]
+    for paragraph in _intro(report):
+        lines += ["", paragraph]
     for env_id, rows in report["envs"].items():
-        metrics = ENV_METRICS[env_id]
         lines += ["", f"## {env_id}", ""]
         if env_id.endswith("UrbanNav-Return-v0"):
             lines += [
@@ -105,13 +121,9 @@ def format_report(report: dict[str, Any]) -> str:
                 "return starts.",
                 "",
             ]
-        header = ["row", *[label for _, label in metrics], "ms / action", "train steps"]
+        header, cells = _table(env_id, rows)
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for row in rows:
-            cells = [row["name"], *[_cell(row["metrics"].get(key)) for key, _ in metrics]]
-            cells.append(_cell(row["latency_ms"], 2))
-            cells.append(str(row["train"]["steps"]) if "train" in row else "–")
-            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["| " + " | ".join(row) + " |" for row in cells]
     effect = report["memory_effect"]
     lines += [
         "",
@@ -137,25 +149,22 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_demo_html(out: Path, report: dict[str, Any], replay_row: str) -> Path:
-    """``<out>/report.html``: the report's tables, two training curves, the replay, the map and memory view."""
+def write_demo_html(out: Path, report: dict[str, Any], replay_row: str, views: dict[str, np.ndarray]) -> Path:
+    """``<out>/report.html``: the report's tables, two training curves, the replay, the map and memory view.
+
+    Args:
+        out: The demo directory.
+        report: :func:`build_report`'s output.
+        replay_row: The row whose replay and views are shown.
+        views: That row's first episode's ``tb_media.episode_views`` (saved to ``replay/<name>.png``).
+    """
     from PIL import Image
 
-    from embodia.data.episodes import episode_files, read_episode
-    from embodia.replay.memory_view import render_memory_view
     from embodia.replay.report_html import Page, train_curves, write_page
-    from embodia.replay.topdown import draw_topdown
 
-    page = Page("embodia demo", notes=format_report(report).split("\n")[2:5:2])
+    page = Page("embodia demo", notes=_intro(report))
     for env_id, rows in report["envs"].items():
-        metrics = ENV_METRICS[env_id]
-        header = ["row", *[label for _, label in metrics], "ms / action", "train steps"]
-        table = [
-            [row["name"], *[_cell(row["metrics"].get(k)) for k, _ in metrics], _cell(row["latency_ms"], 2),
-             str(row["train"]["steps"]) if "train" in row else "–"]
-            for row in rows
-        ]  # fmt: skip
-        page.tables.append((env_id, header, table))
+        page.tables.append((env_id, *_table(env_id, rows)))
     effect = report["memory_effect"]["tc"]
     page.notes.append(
         f"Memory effect, agent-ebt-memory minus agent-ebt-no-memory (paired): TC {effect['mean']:+.3f} "
@@ -164,12 +173,9 @@ def write_demo_html(out: Path, report: dict[str, Any], replay_row: str) -> Path:
     for row in ("agent-ebt-memory", "ebt"):
         for tag, points in train_curves(out / "runs" / row, ("train/loss",)):
             page.curves.append((f"{row}: {tag}", points))
-    files = episode_files(out / "eval" / replay_row)
-    if files:
-        episode = read_episode(files[0])
-        Image.fromarray(draw_topdown(episode, size=600)).save(out / "replay" / "map.png")
-        if episode.memory:
-            render_memory_view(episode, out / "replay" / "memory.png", width=640, height=480)
+    (out / "replay").mkdir(parents=True, exist_ok=True)
+    for name, image in views.items():
+        Image.fromarray(image).save(out / "replay" / f"{name}.png")
     if report["replay"] and not str(report["replay"]).startswith("not written"):
         page.videos.append((f"{replay_row}, episode 0 (chase camera)", out / report["replay"]))
     page.images += [(f"{replay_row}: top-down map", out / "replay" / "map.png"),

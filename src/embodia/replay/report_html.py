@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from embodia.data.episodes import Episode
+
 __all__ = ["Page", "eval_page", "svg_curve", "train_curves", "write_eval_report", "write_page", "write_train_report"]
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -130,27 +134,28 @@ def eval_page(out_dir: str | Path, label: str) -> Page:
     return page
 
 
-def write_eval_report(out_dir: str | Path, label: str) -> Path:
-    """Render the first episode's replay, map and memory view into ``out_dir`` and write its ``report.html``."""
+def write_eval_report(
+    out_dir: str | Path, label: str, episode: Episode | None, views: dict[str, np.ndarray] | None = None
+) -> Path:
+    """Write the first episode's replay and still views into ``out_dir``, and its ``report.html``.
+
+    Args:
+        out_dir: The evaluation directory (with ``summary.json``).
+        label: What was evaluated.
+        episode: Its first episode (None: no media).
+        views: That episode's ``tb_media.episode_views`` if already made (None: made here).
+    """
     from PIL import Image
 
-    from embodia.data.episodes import episode_files, read_episode
+    from embodia.replay.tb_media import episode_views
     from embodia.replay.video import render_episode, write_video
 
     out_dir = Path(out_dir)
-    files = episode_files(out_dir)
-    if files:
-        episode = read_episode(files[0])
+    if episode is not None:
         if episode.mj_state is not None:
             write_video(render_episode(episode, overlay=True), out_dir / "replay.mp4")
-            if "UrbanNav" in episode.env_id:
-                from embodia.replay.topdown import draw_topdown
-
-                Image.fromarray(draw_topdown(episode, size=600)).save(out_dir / "map.png")
-        if episode.memory:
-            from embodia.replay.memory_view import render_memory_view
-
-            render_memory_view(episode, out_dir / "memory.png", width=640, height=480)
+        for name, image in (episode_views(episode) if views is None else views).items():
+            Image.fromarray(image).save(out_dir / f"{name}.png")
     return write_page(eval_page(out_dir, label), out_dir / "report.html")
 
 

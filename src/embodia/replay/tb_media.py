@@ -21,7 +21,7 @@ import torch
 
 from embodia.data.episodes import Episode
 
-__all__ = ["ebt_descent_energies", "log_eval_dir_media", "log_eval_media"]
+__all__ = ["ebt_descent_energies", "episode_views", "first_episode", "log_eval_dir_media", "log_eval_media"]
 
 
 def ebt_descent_energies(policy: Any, episode: Episode, *, windows: int = 16, seed: int = 0) -> list[float] | None:
@@ -57,10 +57,42 @@ def ebt_descent_energies(policy: Any, episode: Episode, *, windows: int = 16, se
     return [float(inner.descend(obs, a0, steps=k)["energy"].mean()) for k in range(c.inference_steps + 1)]
 
 
-def log_eval_media(writer: Any, episode: Episode, policy: Any = None, *, stride: int = 4, size: int = 160) -> list[str]:
+def episode_views(episode: Episode) -> dict[str, np.ndarray]:
+    """The still views of an episode, each made once for TensorBoard and ``report.html``.
+
+    Returns:
+        ``{"map": (600, 600, 3), "memory": (480, 640, 3)}`` uint8, each present only where it can be made: the
+        top-down map for UrbanNav episodes with stored states, the memory view for episodes with a memory snapshot.
+    """
+    views = {}
+    if "UrbanNav" in episode.env_id and episode.mj_state is not None:
+        from embodia.replay.topdown import draw_topdown
+
+        views["map"] = draw_topdown(episode, size=600)
+    if episode.memory:
+        from PIL import Image
+
+        from embodia.replay.memory_view import render_memory_view
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = render_memory_view(episode, Path(tmp) / "memory.png", width=640, height=480)
+            views["memory"] = np.asarray(Image.open(path).convert("RGB"))
+    return views
+
+
+def log_eval_media(
+    writer: Any,
+    episode: Episode,
+    policy: Any = None,
+    *,
+    views: dict[str, np.ndarray] | None = None,
+    stride: int = 4,
+    size: int = 160,
+) -> list[str]:
     """Write the media of one evaluated ``episode`` to a ``SummaryWriter``; returns the tags written.
 
-    A view that cannot be made (no stored states, no memory, not UrbanNav) is skipped, not an error.
+    ``views`` are the episode's :func:`episode_views` when the caller has made them already (None: made here). A
+    view that cannot be made (no stored states, no memory, not UrbanNav) is skipped, not an error.
     """
     from embodia.replay.video import render_episode
 
@@ -70,20 +102,9 @@ def log_eval_media(writer: Any, episode: Episode, policy: Any = None, *, stride:
         video = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))[None]  # (1, T', 3, H, W)
         writer.add_video("eval/video", video, 0, fps=max(1, 10 // stride))
         tags.append("eval/video")
-    if "UrbanNav" in episode.env_id and episode.mj_state is not None:
-        from embodia.replay.topdown import draw_topdown
-
-        writer.add_image("eval/map", draw_topdown(episode, size=480), 0, dataformats="HWC")
-        tags.append("eval/map")
-    if episode.memory:
-        from PIL import Image
-
-        from embodia.replay.memory_view import render_memory_view
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = render_memory_view(episode, Path(tmp) / "memory.png", width=480, height=360)
-            writer.add_image("eval/memory", np.asarray(Image.open(path).convert("RGB")), 0, dataformats="HWC")
-        tags.append("eval/memory")
+    for name, image in (episode_views(episode) if views is None else views).items():
+        writer.add_image(f"eval/{name}", image, 0, dataformats="HWC")
+        tags.append(f"eval/{name}")
     if policy is not None:
         energies = ebt_descent_energies(policy, episode)
         if energies is not None:
@@ -93,14 +114,21 @@ def log_eval_media(writer: Any, episode: Episode, policy: Any = None, *, stride:
     return tags
 
 
-def log_eval_dir_media(log_dir: str | Path, eval_dir: str | Path, policy: Any = None) -> list[str]:
-    """:func:`log_eval_media` for the first episode file in ``eval_dir``, into TensorBoard at ``log_dir``."""
-    from torch.utils.tensorboard import SummaryWriter
-
+def first_episode(eval_dir: str | Path) -> Episode | None:
+    """The first episode file of an evaluation directory, read (None if it has none)."""
     from embodia.data.episodes import episode_files, read_episode
 
     files = episode_files(eval_dir)
-    if not files:
+    return read_episode(files[0]) if files else None
+
+
+def log_eval_dir_media(
+    log_dir: str | Path, episode: Episode | None, policy: Any = None, views: dict[str, np.ndarray] | None = None
+) -> list[str]:
+    """:func:`log_eval_media` into TensorBoard at ``log_dir`` (nothing for ``episode=None``)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    if episode is None:
         return []
     with SummaryWriter(str(log_dir)) as writer:
-        return log_eval_media(writer, read_episode(files[0]), policy)
+        return log_eval_media(writer, episode, policy, views=views)
