@@ -1,30 +1,56 @@
-"""Policy comparison: MLP-BC, Diffusion Policy, EBT-Policy and ``ebt-dsm`` on the same demonstrations, side by side.
+"""Policy comparison: EBT-Policy vs Diffusion Policy vs MLP-BC, with learning curves, training seeds and costs.
 
-For each env (``embodia/DetourReach-v0``: bimodal, both modes from every start; ``embodia/PushBlock-v0``) the
-script collects expert demonstrations, then trains every policy twice with the same trainer and hyperparameters:
-once for the same wall-clock budget and once for the same number of gradient steps. Each trained policy is
-evaluated, in its inference variants, on the same held-out seeds (starts never seen in the demonstrations):
+What it measures. For each env and policy, several training seeds each train ONE run (same trainer and
+hyperparameters for every policy: AdamW lr 1e-3, batch 64, 100 warm-up steps, cosine over the whole budget, EMA)
+whose budget is the last mark; the run is paused at every mark (``Trainer.train(until_step=...)`` or
+``until_s=...``, which leaves the LR schedule unchanged) and its EMA policy is evaluated there in its inference
+variants on the same held-out seeds (starts never seen in the demonstrations):
 
-* success rate and collision rate (Wilson 95 % intervals) over closed-loop episodes;
-* on DetourReach, the mode split of 256 chunks sampled from each of 10 fixed starts (which side of the obstacle
-  the chunk would pass, by the env's own ``side`` rule);
-* latency per chunk at batch 1 (median of repeated ``predict_action`` calls) and network evaluations per chunk
-  (NFE; an EBT step, forward + input-gradient backward, counts as one);
-* training iterations per second.
+* success (Wilson 95 % interval) and collision rate over closed-loop episodes, mean final chunk energy (EBT),
+  mean NFE and re-planning wall time per chunk from the episode rows;
+* costs: latency per chunk at batch 1 (median of ``predict_action`` calls on a real first observation window),
+  NFE per chunk, training iterations per second of the run;
+* on ``detour`` (last mark): the mode split of 256 chunks sampled from each of the first 10 eval starts (left /
+  right / undecided by the env's ``side`` rule) and whether both sides get >= 25 % of the chunks per start;
+* EBT / ``ebt-dsm`` (last mark): adaptive inference (``K<=4 stop_tol``: stop on the RMS step size; ``K<=2 E<qNN``:
+  stop once the chunk's energy is below the NN-th percentile of the energy after one descent step on 512 training
+  windows), and energy as uncertainty (final K=2 energy on 256 training windows vs the same windows with
+  N(0, 0.5²) noise on the normalised observations, and closed-loop energies of successful vs failed episodes).
 
-Variants: diffusion at DDIM-10 and DDPM-100; EBT and ``ebt-dsm`` at K = 1, 2, 4 descent steps (no early stop),
-with early stopping (K <= 4, stop once ‖∇ₐE‖ < grad_tol, the config's default tolerance), and K = 2 with
-best-of-4 (four descents per chunk, the lowest final energy kept).
+Variants: ``mlp``: one. ``diffusion``: DDIM-10 (every mark), DDPM-100 (last mark). ``ebt``, ``ebt-dsm``: K=1 and
+K=2 (every mark), ``K<=4 stop_tol`` and ``K<=2 E<q{25,50,75}`` (last mark).
 
-All policies train with lr 1e-3 (the trainer's default, 1e-4, is for long runs; these budgets are minutes on
-one CPU thread), batch 64, 100 warm-up steps, EMA and the rest of ``TrainConfig``'s defaults.
+Why. EBT-Policy claims Diffusion-Policy-level success at a fraction of the inference cost. Its MSE-through-descent
+training learns one action per state, so the claim can hold where the demonstrations are unimodal per state
+(``sided``: ``embodia/DetourReach-Sided-v0``, each start has one side; ``pusher``: Pusher-v5; ``pusht``:
+``embodia/PushT-v0``) and is not expected to hold where they are bimodal (``detour``: ``embodia/DetourReach-v0``,
+both sides from every start), which is where ``ebt-dsm`` (ours, denoising score matching) is measured. The checks
+at the end of the report state the claims as numbers.
 
-Expected (issue 5) on DetourReach: MLP <= 10 % success, DP DDIM-10 >= 95 %, ``ebt-dsm`` keeps both modes (each
->= 25 % of sampled chunks), EBT latency per chunk <= 1/10 of DDPM-100's.
+Usage::
 
-Usage: python bench/policy_compare.py [--envs detour pushblock] [--budget-s 240] [--steps 1500] [--quick]
-Writes bench/results/policy_compare.json (``--quick``: policy_compare_quick.json) and TensorBoard runs under
-``runs/policy_compare/``.
+    python bench/policy_compare.py                          # everything (hours on a 2-core machine)
+    python bench/policy_compare.py --jobs 4                 # (env, policy, seed) jobs as Ray tasks
+    python bench/policy_compare.py --envs sided pusher --policies ebt diffusion --seeds 0 1 2
+    python bench/policy_compare.py --max-jobs 3             # a few jobs per session; rerun to fill the rest
+    python bench/policy_compare.py --mark-unit s --marks 60 120 240 480    # marks in training seconds
+    python bench/policy_compare.py --policy-config ebt='{"d_model": 128}' --redo
+    python bench/policy_compare.py --quick --envs sided --policies mlp ebt  # smoke run (about a minute)
+    python bench/policy_compare_table.py [bench/results/policy_compare.json]  # print the report again
+
+Costs: latency and it/s are wall-clock figures of one torch thread; with ``--jobs N`` the jobs share the CPUs (and
+on a shared machine, other work does too), so measure the cost checks with ``--jobs`` no larger than the number of
+idle cores. Each record notes ``parallel_jobs``.
+
+Filling across sessions: every finished job is written to the results file at once (atomically), keyed by
+``env/policy/seed`` with its settings; a later run skips the jobs already there with the same settings (``--redo``
+reruns them), so the same command can be repeated (with ``--max-jobs``) until every job is in. The report covers
+every job in the file.
+
+Writes: ``bench/results/policy_compare.json`` (``--quick``: ``policy_compare_quick.json``; or ``--out``), the demo
+cache ``runs/policy_compare/demos/<env>_<n>/`` (``--cache-dir``; reused when present) and per-run TensorBoard
+events and checkpoints under ``runs/policy_compare/<env>/<policy>/seed<k>/`` (``--quick``:
+``runs/policy_compare_quick/``).
 """
 
 from __future__ import annotations
@@ -34,271 +60,632 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import statistics
-import tempfile
 import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import gymnasium as gym
 import numpy as np
 import torch
+from tqdm import tqdm
 
 import embodia  # noqa: F401  (registers the environments)
 from embodia.data.episodes import load_episodes
 from embodia.data.windows import EpisodeWindows
 from embodia.policies import Policy, make_policy
 from embodia.runtime.collect import collect
-from embodia.runtime.policy_eval import ObsWindow, evaluate_policy, mode_split, summarise_episodes
+from embodia.runtime.policy_eval import ObsWindow, evaluate_policy, mode_split
+from embodia.runtime.rollout import make_env
+from embodia.stats import wilson_interval
 from embodia.training.config import TrainConfig
-from embodia.training.trainer import Trainer
+from embodia.training.trainer import Trainer, TrainingDivergedError, TrainResult
+from policy_compare_table import compute_checks, print_report
 
-RESULTS_DIR = Path(__file__).parent / "results"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RUNS_ROOT = Path("runs")
 
-ENVS: dict[str, dict[str, Any]] = {
-    "detour": {"env_id": "embodia/DetourReach-v0", "demos": 200, "mode_split": True},
-    "pushblock": {"env_id": "embodia/PushBlock-v0", "demos": 200, "mode_split": False},
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """One benchmark env: its id, default number of demonstrations and default policies."""
+
+    env_id: str
+    demos: int
+    policies: tuple[str, ...]
+    mode_split: bool = False
+
+
+ENVS: dict[str, EnvSpec] = {
+    "sided": EnvSpec("embodia/DetourReach-Sided-v0", 200, ("mlp", "diffusion", "ebt")),
+    "detour": EnvSpec("embodia/DetourReach-v0", 200, ("mlp", "diffusion", "ebt", "ebt-dsm"), mode_split=True),
+    "pusht": EnvSpec("embodia/PushT-v0", 200, ("mlp", "diffusion", "ebt")),
+    "pusher": EnvSpec("Pusher-v5", 200, ("mlp", "diffusion", "ebt")),
 }
-EVAL_SEED0 = 1_000_000
-"""Held-out seeds are EVAL_SEED0 + 2i (even: DetourReach pairs seeds 2k, 2k+1 on one start, so 50 distinct starts)."""
-
 POLICIES = ("mlp", "diffusion", "ebt", "ebt-dsm")
-VARIANTS: dict[str, list[tuple[str, dict[str, Any]]]] = {
-    "mlp": [("mlp", {})],
-    "diffusion": [("DDIM-10", {"inference": "ddim", "num_inference_steps": 10}), ("DDPM-100", {"inference": "ddpm"})],
-    "ebt": [
-        ("K=1", {"inference_steps": 1, "grad_tol": 0.0}),
-        ("K=2", {"inference_steps": 2, "grad_tol": 0.0}),
-        ("K=4", {"inference_steps": 4, "grad_tol": 0.0}),
-        ("K<=4 early stop", {"inference_steps": 4}),
-        ("K=2 best-of-4", {"inference_steps": 2, "grad_tol": 0.0, "best_of_n": 4}),
-    ],
-}
-VARIANTS["ebt-dsm"] = VARIANTS["ebt"]
+EBT_POLICIES = ("ebt", "ebt-dsm")
+N_OBS_STEPS, HORIZON = 2, 16
+EVAL_SEED0 = 1_000_000
+"""Held-out seeds are EVAL_SEED0 + 2i (even: DetourReach-v0 pairs seeds 2k, 2k+1 on one start)."""
+SPLIT_STARTS, SPLIT_CHUNKS, BOTH_SIDES_MIN = 10, 256, 0.25
+CALIBRATION_WINDOWS, UNCERTAINTY_WINDOWS, OFF_DATA_STD = 512, 256, 0.5
+ENERGY_QUANTILES = (25, 50, 75)
+LATENCY_WARMUPS = 3
+QUICK = {"demos": 20, "marks": [20, 40], "marks_s": [3, 6], "eval_episodes": 4, "seeds": [0], "latency_repeats": 3}
 
 
-def train_one(
-    name: str, windows: EpisodeWindows, config: TrainConfig, run_dir: Path | None
-) -> tuple[Policy, dict[str, Any]]:
-    """Train policy ``name`` from seed 0; returns the run's (EMA) policy and training figures."""
-    torch.manual_seed(0)
-    policy = make_policy(name, obs_dim=windows.obs_dim, action_dim=windows.action_dim, obs_keys=windows.obs_keys)
-    policy.fit_normalizer(windows.obs, windows.actions)
-    result = Trainer(policy, windows, config, run_dir=run_dir, progress=True).train()
-    figures = {
-        "steps": result.steps,
-        "seconds": round(result.elapsed_s, 2),
-        "it_per_s": round(result.it_per_s, 2),
-        "final_loss": round(result.last_terms.get("loss", float("nan")), 5),
-        "parameters": policy.num_parameters(),
-    }
-    return result.policy, figures
+@dataclasses.dataclass
+class Job:
+    """One learning curve: an (env, policy, training seed) run and the settings that define its result."""
+
+    env: str
+    policy: str
+    seed: int
+    settings: dict[str, Any]
+    cache_dir: str
+    run_dir: str
+    parallel: int = 1
+
+    @property
+    def key(self) -> str:
+        """Key of the job in the results file."""
+        return f"{self.env}/{self.policy}/{self.seed}"
+
+
+# ------------------------------------------------------------------------------------------------ variants
+
+
+def variants_for(policy: str, last: bool, stop_tol: float, thresholds: dict[str, float]) -> dict[str, dict]:
+    """Inference variants (label -> config overrides) evaluated at a mark; ``last`` adds the last-mark ones."""
+    if policy == "mlp":
+        return {"mlp": {}}
+    if policy == "diffusion":
+        out = {"DDIM-10": {"inference": "ddim", "num_inference_steps": 10}}
+        if last:
+            out["DDPM-100"] = {"inference": "ddpm"}
+        return out
+    fixed = {"stop_tol": 0.0, "energy_threshold": None, "min_inference_steps": 1}
+    out = {"K=1": {**fixed, "inference_steps": 1}, "K=2": {**fixed, "inference_steps": 2}}
+    if last:
+        out["K<=4 stop_tol"] = {**fixed, "inference_steps": 4, "stop_tol": stop_tol}
+        for name, value in thresholds.items():
+            out[f"K<=2 E<{name}"] = {**fixed, "inference_steps": 2, "energy_threshold": value}
+    return out
 
 
 def variant_of(policy: Policy, overrides: dict[str, Any]) -> Policy:
-    """The trained ``policy`` with inference settings ``overrides`` (same weights)."""
+    """The trained ``policy`` with inference settings ``overrides`` (same weights, frozen like the EMA copy)."""
     if not overrides:
         return policy
     variant = make_policy(policy.name, config=dataclasses.replace(policy.config, **overrides))
     variant.load_state_dict(policy.state_dict())
-    return variant.eval()
+    return variant.eval().requires_grad_(False)
+
+
+# ------------------------------------------------------------------------------------------------ measurements
+
+
+@contextmanager
+def kept_torch_rng() -> Iterator[None]:
+    """Restore torch's global RNG afterwards (evaluation reseeds it; training must go on as if uninterrupted)."""
+    state = torch.get_rng_state()
+    try:
+        yield
+    finally:
+        torch.set_rng_state(state)
+
+
+def first_window(env_id: str, seed: int, policy: Policy) -> np.ndarray:
+    """The observation window ``(1, To, Do)`` a policy sees at the reset of episode ``seed``."""
+    env = make_env(env_id)
+    try:
+        obs, _ = env.reset(seed=seed)
+    finally:
+        env.close()
+    window = ObsWindow.for_policy(policy)
+    window.reset(obs)
+    return window.batch()["obs"]
 
 
 def latency(policy: Policy, obs: np.ndarray, repeats: int) -> dict[str, float]:
-    """Median wall time (ms) of ``predict_action`` at batch 1, and NFE per chunk."""
+    """Median wall time (ms) of ``predict_action`` at batch 1 after warm-ups, and NFE per chunk."""
     batch = {"obs": obs}
-    nfe = []
+    times, nfe, energy_evals = [], [], []
     with torch.no_grad():
-        for _ in range(3):
+        for _ in range(LATENCY_WARMUPS):
             policy.predict_action(batch)
-        times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
             policy.predict_action(batch)
             times.append(1e3 * (time.perf_counter() - t0))
             last = getattr(policy, "last_nfe", None)
             nfe.append(float(last.float().mean()) if isinstance(last, torch.Tensor) else 1.0)
-    return {"latency_ms": round(statistics.median(times), 3), "nfe": round(float(np.mean(nfe)), 2)}
-
-
-def evaluate(policy: Policy, spec: dict[str, Any], seeds: list[int], split_seeds: list[int], repeats: int) -> dict:
-    """Closed-loop success/collisions, mode split (DetourReach), latency and NFE of one policy variant."""
-    rows = evaluate_policy(policy, spec["env_id"], seeds, record_latency=False)
-    summary = summarise_episodes(rows)
-    out: dict[str, Any] = {
-        "success": summary["success"]["mean"],
-        "success_ci95": summary["success"]["ci95"],
-        "collision_rate": summary["collided"]["mean"] if "collided" in summary else None,
-        "collision_ci95": summary["collided"]["ci95"] if "collided" in summary else None,
-        "episodes": len(rows),
+            evals = getattr(policy, "last_energy_evals", None)  # EBT's energy rule: forward-only checks
+            energy_evals.append(float(evals.float().mean()) if isinstance(evals, torch.Tensor) else 0.0)
+    return {
+        "latency_ms": round(statistics.median(times), 3),
+        "latency_nfe": round(float(np.mean(nfe)), 3),
+        "latency_energy_evals": round(float(np.mean(energy_evals)), 3),
     }
-    if spec["mode_split"]:
-        split = mode_split(policy, spec["env_id"], split_seeds, 256)
-        out["mode_split"] = {k: round(split[k], 4) for k in ("left", "right", "undecided")}
+
+
+def _mean_of(rows: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in rows if key in r]
+    return round(float(np.mean(values)), 5) if values else None
+
+
+def episode_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Success (Wilson 95 %), collision rate, energy, NFE and plan time from :func:`evaluate_policy` rows."""
+    success = [int(r.get("success", 0.0) > 0) for r in rows]
+    k, n = sum(success), len(success)
+    out: dict[str, Any] = {
+        "success": round(k / n, 4),
+        "successes": k,
+        "episodes": n,
+        "success_ci95": [round(x, 4) for x in wilson_interval(k, n)],
+        "per_episode_success": success,
+        "collision_rate": None,
+        "energy_mean": _mean_of(rows, "energy_mean"),
+        "nfe": _mean_of(rows, "nfe_mean"),
+        "plan_ms": _mean_of(rows, "plan_ms_mean"),
+    }
+    if all("collisions" in r for r in rows):
+        out["collision_rate"] = round(float(np.mean([r["collisions"] > 0 for r in rows])), 4)
+    if all("side" in r for r in rows):
         out["closed_loop_sides"] = {
-            "left": summary["side_left"]["mean"],
-            "right": summary["side_right"]["mean"],
-        }
-    env = gym.make(spec["env_id"])
-    obs, _ = env.reset(seed=seeds[0])
-    env.close()
-    window = ObsWindow.for_policy(policy)
-    window.reset(obs)
-    out.update(latency(policy, window.batch()["obs"], repeats))
-    return out
-
-
-def run_env(key: str, args: argparse.Namespace, runs_root: Path) -> dict[str, Any]:
-    """Collect, train (both budgets) and evaluate every policy on one env."""
-    spec = ENVS[key]
-    n_demos = 20 if args.quick else spec["demos"]
-    with tempfile.TemporaryDirectory() as tmp:
-        print(f"\n== {spec['env_id']}: collecting {n_demos} expert demonstrations")
-        collect(spec["env_id"], n_demos, Path(tmp), seed=0, progress=True)
-        episodes = load_episodes(tmp)
-    windows = EpisodeWindows(episodes, n_obs_steps=2, horizon=16, obs_keys=("state",))
-    n_eval = 6 if args.quick else args.eval_episodes
-    seeds = [EVAL_SEED0 + 2 * i for i in range(n_eval)]
-    split_seeds = seeds[: min(10, len(seeds))]
-    budgets = {
-        "same_time": {"minutes": args.budget_s / 60.0},
-        "same_steps": {"steps": args.steps},
-    }
-    budgets = {k: v for k, v in budgets.items() if k in args.budgets}
-    out: dict[str, Any] = {
-        "env_id": spec["env_id"],
-        "demos": {"episodes": len(episodes), "samples": len(windows)},
-        "eval_seeds": [seeds[0], seeds[-1], 2],
-        "budgets": {},
-    }
-    for budget_name, budget in budgets.items():
-        per_policy: dict[str, Any] = {}
-        for name in POLICIES:
-            config = TrainConfig(
-                **budget, lr=args.lr, batch_size=args.batch_size, warmup_steps=args.warmup, log_every=25
-            )
-            run_dir = runs_root / key / budget_name / name
-            print(f"-- {key} {budget_name}: training {name} ({budget})")
-            policy, train_figures = train_one(name, windows, config, run_dir)
-            variants = {}
-            for label, overrides in VARIANTS[name]:
-                variant = variant_of(policy, overrides)
-                t0 = time.perf_counter()
-                variants[label] = evaluate(variant, spec, seeds, split_seeds, args.latency_repeats)
-                variants[label]["eval_s"] = round(time.perf_counter() - t0, 1)
-                print(f"   {name} {label}: {fmt_variant(variants[label])}")
-            per_policy[name] = {"train": train_figures, "variants": variants}
-        out["budgets"][budget_name] = {"budget": budget, "policies": per_policy}
-    return out
-
-
-def fmt_variant(v: dict[str, Any]) -> str:
-    lo, hi = v["success_ci95"]
-    text = f"success {v['success']:.2f} [{lo:.2f}, {hi:.2f}]"
-    if v.get("collision_rate") is not None:
-        text += f"  collided {v['collision_rate']:.2f}"
-    if "mode_split" in v:
-        m = v["mode_split"]
-        text += f"  chunks L/R/U {m['left']:.2f}/{m['right']:.2f}/{m['undecided']:.2f}"
-    return text + f"  {v['latency_ms']:.2f} ms  NFE {v['nfe']:.1f}"
-
-
-def print_table(results: dict[str, Any]) -> None:
-    """One row per env, budget, policy and inference variant."""
-    header = (
-        f"{'env':<10}{'budget':<11}{'policy':<10}{'variant':<17}{'steps':>6}{'it/s':>8}{'success [95% CI]':>22}"
-        f"{'collide':>8}{'chunks L/R/U':>16}{'ms/chunk':>9}{'NFE':>6}"
-    )
-    print("\n" + header)
-    print("-" * len(header))
-    for key, env in results["envs"].items():
-        for budget_name, budget in env["budgets"].items():
-            for name, entry in budget["policies"].items():
-                t = entry["train"]
-                for label, v in entry["variants"].items():
-                    lo, hi = v["success_ci95"]
-                    split = v.get("mode_split")
-                    split_text = f"{split['left']:.2f}/{split['right']:.2f}/{split['undecided']:.2f}" if split else "-"
-                    coll = f"{v['collision_rate']:.2f}" if v.get("collision_rate") is not None else "-"
-                    print(
-                        f"{key:<10}{budget_name:<11}{name:<10}{label:<17}{t['steps']:>6}{t['it_per_s']:>8.1f}"
-                        f"{v['success']:>8.2f} [{lo:.2f}, {hi:.2f}]{coll:>8}{split_text:>16}{v['latency_ms']:>9.2f}"
-                        f"{v['nfe']:>6.1f}"
-                    )
-
-
-def checks(results: dict[str, Any]) -> dict[str, Any]:
-    """The issue's expected shape on DetourReach, per budget: measured value and whether it holds."""
-    out: dict[str, Any] = {}
-    env = results["envs"].get("detour")
-    if env is None:
-        return out
-    for budget_name, budget in env["budgets"].items():
-        p = budget["policies"]
-        if set(p) != set(POLICIES):
-            continue
-        ddpm = p["diffusion"]["variants"]["DDPM-100"]["latency_ms"]
-        dsm = p["ebt-dsm"]["variants"]["K=2"]["mode_split"]
-        mlp = p["mlp"]["variants"]["mlp"]["success"]
-        out[budget_name] = {
-            "mlp_success_le_0.10": [mlp, mlp <= 0.10],
-            "dp_ddim10_success_ge_0.95": [
-                p["diffusion"]["variants"]["DDIM-10"]["success"],
-                p["diffusion"]["variants"]["DDIM-10"]["success"] >= 0.95,
-            ],
-            "ebt_dsm_K2_each_mode_ge_0.25": [[dsm["left"], dsm["right"]], min(dsm["left"], dsm["right"]) >= 0.25],
-            "ebt_K2_latency_le_ddpm100_over_10": [
-                round(p["ebt"]["variants"]["K=2"]["latency_ms"] / ddpm, 4),
-                p["ebt"]["variants"]["K=2"]["latency_ms"] <= ddpm / 10,
-            ],
+            "left": round(float(np.mean([r["side"] > 0 for r in rows])), 4),
+            "right": round(float(np.mean([r["side"] < 0 for r in rows])), 4),
         }
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=list(ENVS))
-    parser.add_argument("--budget-s", type=float, default=240.0, help="wall-clock training budget per policy")
-    parser.add_argument("--steps", type=int, default=1500, help="gradient steps per policy (the other comparison)")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--eval-episodes", type=int, default=50)
-    parser.add_argument("--latency-repeats", type=int, default=30)
-    parser.add_argument("--quick", action="store_true", help="tiny budgets and few seeds (a smoke run)")
-    parser.add_argument(
-        "--budgets", nargs="+", default=["same_time", "same_steps"], choices=["same_time", "same_steps"]
+def split_figures(policy: Policy, env_id: str, seeds: list[int]) -> dict[str, Any]:
+    """Mode split of sampled chunks (overall and per start), and the fraction of starts with both sides >= 0.25."""
+    split = mode_split(policy, env_id, seeds, SPLIT_CHUNKS)
+    per_start = [
+        {
+            "seed": p["seed"],
+            **{k: round(p[k], 4) for k in ("left", "right", "undecided")},
+            "both_sides": min(p["left"], p["right"]) >= BOTH_SIDES_MIN,
+        }
+        for p in split["per_start"]
+    ]
+    return {
+        **{k: round(split[k], 4) for k in ("left", "right", "undecided")},
+        "both_sides_frac": round(float(np.mean([p["both_sides"] for p in per_start])), 4),
+        "per_start": per_start,
+    }
+
+
+def evaluate_variant(
+    policy: Policy, job: Job, seeds: list[int], window: np.ndarray, with_split: bool
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Closed-loop figures, latency and (``with_split``) the mode split of one variant; also the episode rows."""
+    t0 = time.perf_counter()
+    env_id = job.settings["env_id"]
+    rows = evaluate_policy(policy, env_id, seeds, record_latency=True)
+    out = episode_figures(rows)
+    out.update(latency(policy, window, job.settings["latency_repeats"]))
+    if with_split:
+        out["mode_split"] = split_figures(policy, env_id, seeds[:SPLIT_STARTS])
+    out["eval_s"] = round(time.perf_counter() - t0, 2)
+    return out, rows
+
+
+def training_obs(windows: EpisodeWindows, n: int, seed: int) -> np.ndarray:
+    """Observation windows ``(n', To, Do)`` of ``min(n, len)`` distinct training samples."""
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(windows), size=min(n, len(windows)), replace=False)
+    return windows.get_batch(idx)["obs"]
+
+
+def _descend_energy(policy: Policy, norm_obs: torch.Tensor, a0: torch.Tensor, steps: int) -> torch.Tensor:
+    with torch.no_grad():
+        return policy.descend(norm_obs, a0, steps=steps)["energy"]
+
+
+def _normalised(policy: Policy, obs: np.ndarray) -> torch.Tensor:
+    with torch.no_grad():
+        return policy.normalize_batch({"obs": obs}, with_action=False)["obs"]
+
+
+def _noise(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(shape, generator=generator)
+
+
+def energy_thresholds(policy: Policy, windows: EpisodeWindows, seed: int) -> dict[str, float]:
+    """Percentiles of the energy the ``energy_threshold`` rule reads after one step (``{"q25": ...}``).
+
+    ``EBTPolicy.calibrate_energy_threshold`` on training windows, from N(0, I) starts drawn from ``seed``.
+    """
+    obs = training_obs(windows, CALIBRATION_WINDOWS, seed)
+    probe = variant_of(policy, {"inference_steps": 2, "stop_tol": 0.0, "min_inference_steps": 1})
+    out = {}
+    for q in ENERGY_QUANTILES:
+        probe.generator = torch.Generator().manual_seed(seed)  # the same starts for every quantile
+        out[f"q{q}"] = round(probe.calibrate_energy_threshold(obs, q / 100), 6)
+    return out
+
+
+def energy_uncertainty(
+    policy_k2: Policy, windows: EpisodeWindows, rows_k2: list[dict[str, Any]], seed: int
+) -> dict[str, Any]:
+    """Final K=2 energy on training windows vs off-data windows, and in successful vs failed episodes."""
+    generator = torch.Generator().manual_seed(seed + 1)
+    norm = _normalised(policy_k2, training_obs(windows, UNCERTAINTY_WINDOWS, seed + 1))
+    c = policy_k2.config
+    a0 = _noise((len(norm), c.horizon, c.action_dim), generator)
+    off = norm + OFF_DATA_STD * _noise(tuple(norm.shape), generator)
+    e_in = _descend_energy(policy_k2, norm, a0, steps=2)
+    e_off = _descend_energy(policy_k2, off, a0, steps=2)
+    ok = [r["energy_mean"] for r in rows_k2 if "energy_mean" in r and r.get("success", 0.0) > 0]
+    failed = [r["energy_mean"] for r in rows_k2 if "energy_mean" in r and not r.get("success", 0.0) > 0]
+    return {
+        "windows": len(norm),
+        "noise_std": OFF_DATA_STD,
+        "in_dist": round(float(e_in.mean()), 6),
+        "off_data": round(float(e_off.mean()), 6),
+        "frac_off_higher": round(float((e_off > e_in).float().mean()), 4),
+        "closed_loop_success": round(float(np.mean(ok)), 6) if ok else None,
+        "closed_loop_failed": round(float(np.mean(failed)), 6) if failed else None,
+        "failed_episodes": len(failed),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ one job
+
+
+def load_windows(job: Job) -> EpisodeWindows:
+    """Training windows from the job's demo cache."""
+    cfg = job.settings["policy_config"]
+    return EpisodeWindows(
+        load_episodes(job.cache_dir),
+        n_obs_steps=cfg.get("n_obs_steps", N_OBS_STEPS),
+        horizon=cfg.get("horizon", HORIZON),
+        obs_keys=None,  # every numeric key ("state" for embodia's envs) or "obs" for Box observations (Pusher)
     )
-    parser.add_argument(
-        "--out", type=Path, default=None, help="results file (default bench/results/policy_compare.json)"
+
+
+def build_policy(job: Job, windows: EpisodeWindows) -> Policy:
+    """The job's policy from its training seed, config overrides and the data's sizes, normaliser fitted."""
+    torch.manual_seed(job.seed)
+    sizes = {
+        "obs_dim": windows.obs_dim,
+        "action_dim": windows.action_dim,
+        "obs_keys": windows.obs_keys,
+        "n_obs_steps": windows.n_obs_steps,
+        "horizon": windows.horizon,
+    }
+    policy = make_policy(job.policy, **{**job.settings["policy_config"], **sizes})
+    return policy.fit_normalizer(windows.obs, windows.actions)
+
+
+def train_config(job: Job) -> TrainConfig:
+    """One run whose budget is the last mark (steps or seconds)."""
+    s = job.settings
+    budget = {"steps": s["marks"][-1]} if s["mark_unit"] == "steps" else {"minutes": s["marks"][-1] / 60.0}
+    return TrainConfig(
+        **budget, lr=s["lr"], batch_size=s["batch_size"], warmup_steps=s["warmup"], seed=job.seed, log_every=25
     )
-    args = parser.parse_args()
-    if args.quick:
-        args.budget_s, args.steps, args.latency_repeats = 6.0, 30, 5
+
+
+def train_figures(result: TrainResult, mark: float) -> dict[str, Any]:
+    """Steps, training seconds, it/s (whole run so far and this segment) and the last logged loss at a mark."""
+    return {
+        "mark": mark,
+        "steps": result.steps,
+        "seconds": round(result.elapsed_s, 2),
+        "it_per_s": round(result.steps / result.elapsed_s, 3) if result.elapsed_s > 0 else None,
+        "segment_it_per_s": round(result.it_per_s, 3),
+        "loss": round(result.last_terms.get("loss", float("nan")), 6),
+    }
+
+
+def evaluate_mark(
+    job: Job, result: TrainResult, windows: EpisodeWindows, window: np.ndarray, mark: float, last: bool
+) -> dict[str, Any]:
+    """Evaluate the run's EMA policy at one mark in every inference variant due there."""
+    policy, s = result.policy, job.settings
+    seeds = [EVAL_SEED0 + 2 * i for i in range(s["eval_episodes"])]
+    entry = train_figures(result, mark)
+    is_ebt = job.policy in EBT_POLICIES
+    thresholds = energy_thresholds(policy, windows, job.seed) if last and is_ebt else {}
+    if thresholds:
+        entry["energy_thresholds"] = thresholds
+    entry["variants"] = {}
+    for label, overrides in variants_for(job.policy, last, s["stop_tol"], thresholds).items():
+        variant = variant_of(policy, overrides)
+        with_split = last and s["mode_split"]
+        entry["variants"][label], rows = evaluate_variant(variant, job, seeds, window, with_split)
+        if last and is_ebt and label == "K=2":
+            entry["energy_uncertainty"] = energy_uncertainty(variant, windows, rows, job.seed)
+    return entry
+
+
+def mark_line(job: Job, entry: dict[str, Any]) -> str:
+    """One progress line per finished mark."""
+    parts = [
+        f"[{job.key}] step {entry['steps']} ({entry['seconds']:.0f} s, {entry['it_per_s'] or 0:.1f} it/s, "
+        f"loss {entry['loss']:.4g})"
+    ]
+    for label, v in entry["variants"].items():
+        parts.append(f"{label} {v['success']:.2f} {v['latency_ms']:.1f}ms NFE{v['latency_nfe']:.1f}")
+    return " | ".join(parts)
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Train one learning curve, evaluating at every mark; returns the job's record for the results file."""
     torch.set_num_threads(1)
-    runs_root = Path("runs") / ("policy_compare_quick" if args.quick else "policy_compare")
-    start = time.perf_counter()
-    results: dict[str, Any] = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "envs": {},
+    t0 = time.perf_counter()
+    windows = load_windows(job)
+    policy = build_policy(job, windows)
+    run_dir = Path(job.run_dir)
+    shutil.rmtree(run_dir, ignore_errors=True)  # a rerun must not mix its TensorBoard events with old ones
+    trainer = Trainer(policy, windows, train_config(job), run_dir=run_dir, progress=False)
+    window = first_window(job.settings["env_id"], EVAL_SEED0, policy)
+    marks, unit = job.settings["marks"], job.settings["mark_unit"]
+    entries, diverged = [], None
+    for i, mark in enumerate(marks):
+        try:
+            result = trainer.train(until_step=mark) if unit == "steps" else trainer.train(until_s=mark)
+        except TrainingDivergedError as err:  # a result too: recorded, not retried
+            diverged = str(err)
+            tqdm.write(f"[{job.key}] diverged: {diverged}")
+            break
+        with kept_torch_rng():
+            entry = evaluate_mark(job, result, windows, window, mark, last=i == len(marks) - 1)
+        entries.append(entry)
+        tqdm.write(mark_line(job, entry))
+    return {
+        "env": job.env,
+        "policy": job.policy,
+        "seed": job.seed,
+        "settings": job.settings,
+        "parameters": policy.num_parameters(),
+        "demos": {"episodes": windows.num_episodes, "samples": len(windows)},
+        "marks": entries,
+        "diverged": diverged,
+        "job_s": round(time.perf_counter() - t0, 1),
+        "machine": {
+            "platform": platform.platform(),
+            "node": platform.node(),
+            "cpus": os.cpu_count(),
+            "parallel_jobs": job.parallel,
+        },
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = args.out or RESULTS_DIR / ("policy_compare_quick.json" if args.quick else "policy_compare.json")
-    for key in args.envs:
-        results["envs"][key] = run_env(key, args, runs_root)
-        results["checks"] = checks(results)
-        results["total_s"] = round(time.perf_counter() - start, 1)
-        path.write_text(json.dumps(results, indent=2))  # after every env, so a later failure loses nothing
-    print_table(results)
-    print("\nexpected shape (DetourReach):")
-    for budget_name, items in results["checks"].items():
-        for label, (value, ok) in items.items():
-            print(f"  {budget_name:<11}{label:<36}{value!s:<24}{'met' if ok else 'NOT met'}")
-    print(f"\nwrote {path} ({results['total_s']} s)")
+
+
+# ------------------------------------------------------------------------------------------------ results file
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """The results file (``{"jobs": {key: record}, ...}``); an older layout is moved aside to ``*.legacy.json``."""
+    if not path.exists():
+        return {"jobs": {}}
+    data = json.loads(path.read_text())
+    if "jobs" not in data:
+        legacy = path.with_suffix(".legacy.json")
+        os.replace(path, legacy)
+        print(f"{path} has the old layout: moved to {legacy}")
+        return {"jobs": {}}
+    return data
+
+
+def write_results(path: Path, data: dict[str, Any]) -> None:
+    """Write the results file atomically (a temporary file, then ``os.replace``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def save_job(path: Path, record: dict[str, Any]) -> None:
+    """Add one finished job to the file (re-read first, so jobs written meanwhile by another run are kept)."""
+    data = load_results(path)
+    data["jobs"][f"{record['env']}/{record['policy']}/{record['seed']}"] = record
+    data["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    write_results(path, data)
+
+
+def is_done(data: dict[str, Any], job: Job) -> bool:
+    """Whether the file already holds ``job`` with the same settings."""
+    record = data["jobs"].get(job.key)
+    return record is not None and record.get("settings") == job.settings
+
+
+# ------------------------------------------------------------------------------------------------ demos
+
+
+def ensure_demos(env_id: str, n: int, cache_dir: Path) -> None:
+    """Collect ``n`` expert demonstrations of ``env_id`` into ``cache_dir`` unless a complete set is there."""
+    summary = cache_dir / "summary.json"
+    if summary.exists():
+        info = json.loads(summary.read_text())
+        if info.get("env") == env_id and info.get("episodes") == n:
+            return
+    print(f"collecting {n} expert demonstrations of {env_id} into {cache_dir}")
+    collect(env_id, n, cache_dir, seed=0, overwrite=True, progress=True)
+
+
+# ------------------------------------------------------------------------------------------------ jobs
+
+
+def job_settings(args: argparse.Namespace, env: str, policy: str) -> dict[str, Any]:
+    """Everything that defines a job's result (a job with other settings in the file is run again)."""
+    spec = ENVS[env]
+    settings = {
+        "env_id": spec.env_id,
+        "demos": args.demos[env],
+        "marks": args.marks,
+        "mark_unit": args.mark_unit,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "warmup": args.warmup,
+        "eval_episodes": args.eval_episodes,
+        "latency_repeats": args.latency_repeats,
+        "stop_tol": args.stop_tol,
+        "mode_split": spec.mode_split,
+        "policy_config": args.policy_config.get(policy, {}),
+    }
+    return json.loads(json.dumps(settings))  # as it reads back from the file
+
+
+def make_jobs(args: argparse.Namespace) -> list[Job]:
+    """Every (env, policy, seed) job, seed-major (a partial fill has whole seeds)."""
+    runs = RUNS_ROOT / ("policy_compare_quick" if args.quick else "policy_compare")
+    jobs = []
+    for seed in args.seeds:
+        for env in args.envs:
+            for policy in args.policies or ENVS[env].policies:
+                cache = args.cache_dir or RUNS_ROOT / "policy_compare" / "demos"
+                jobs.append(
+                    Job(
+                        env,
+                        policy,
+                        seed,
+                        job_settings(args, env, policy),
+                        cache_dir=str((cache / f"{env}_{args.demos[env]}").resolve()),
+                        run_dir=str((runs / env / policy / f"seed{seed}").resolve()),
+                        parallel=max(1, args.jobs),
+                    )
+                )
+    return jobs
+
+
+def run_in_process(jobs: list[Job], path: Path) -> list[str]:
+    """Run the jobs one after the other; returns the keys of the failed ones."""
+    failed = []
+    for job in tqdm(jobs, desc="jobs", unit="job", dynamic_ncols=True):
+        try:
+            save_job(path, run_job(job))
+        except Exception:
+            tqdm.write(f"[{job.key}] FAILED\n{traceback.format_exc()}")
+            failed.append(job.key)
+    return failed
+
+
+def run_on_ray(jobs: list[Job], path: Path, workers: int) -> list[str]:
+    """Run the jobs as Ray tasks (one CPU each), saving each as it finishes; returns the failed keys."""
+    import ray
+
+    ray.init(num_cpus=workers, include_dashboard=False)
+    remote = ray.remote(num_cpus=1)(run_job)
+    pending = {remote.remote(job): job for job in jobs}
+    failed = []
+    bar = tqdm(total=len(jobs), desc="jobs", unit="job", dynamic_ncols=True)
+    try:
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            job = pending.pop(ref)
+            try:
+                save_job(path, ray.get(ref))
+            except Exception:
+                tqdm.write(f"[{job.key}] FAILED\n{traceback.format_exc()}")
+                failed.append(job.key)
+            bar.update()
+    finally:
+        bar.close()
+        ray.shutdown()
+    return failed
+
+
+# ------------------------------------------------------------------------------------------------ command line
+
+
+def parse_policy_config(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``["ebt={...}", ...]`` -> ``{"ebt": {...}}`` (config overrides passed to ``make_policy``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or name not in POLICIES:
+            raise SystemExit(f"--policy-config wants NAME=JSON with NAME in {POLICIES}, got {item!r}")
+        value = json.loads(text)
+        if not isinstance(value, dict):
+            raise SystemExit(f"--policy-config {name}: the JSON must be an object, got {text!r}")
+        out[name] = {**out.get(name, {}), **value}
+    return out
+
+
+def parse_demos(items: list[str]) -> dict[str, int]:
+    """``["detour=100", ...]`` over the env defaults."""
+    out = {key: spec.demos for key, spec in ENVS.items()}
+    for item in items:
+        key, sep, n = item.partition("=")
+        if not sep or key not in ENVS or not n.isdigit() or int(n) < 1:
+            raise SystemExit(f"--demos wants ENV=N with ENV in {list(ENVS)}, got {item!r}")
+        out[key] = int(n)
+    return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command line (see the module docstring)."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--envs", nargs="+", default=list(ENVS), choices=list(ENVS))
+    p.add_argument("--policies", nargs="+", choices=POLICIES, help="on every env (default: each env's own list)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds")
+    p.add_argument(
+        "--marks", nargs="+", type=float, default=[1000, 2000, 4000, 8000], help="eval points, last = budget"
+    )
+    p.add_argument("--mark-unit", choices=["steps", "s"], default="steps", help="marks in steps or training seconds")
+    p.add_argument("--demos", nargs="*", default=[], metavar="ENV=N", help="demonstrations per env (default 200)")
+    p.add_argument("--cache-dir", type=Path, default=None, help="demo cache root (runs/policy_compare/demos)")
+    p.add_argument("--policy-config", action="append", default=[], metavar="NAME=JSON", help="make_policy overrides")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--eval-episodes", type=int, default=50)
+    p.add_argument("--latency-repeats", type=int, default=30)
+    p.add_argument("--stop-tol", type=float, default=0.05, help="RMS step size of the K<=4 stop_tol variant")
+    p.add_argument("--jobs", type=int, default=1, help="> 1: run the jobs as Ray tasks on this many CPUs")
+    p.add_argument("--max-jobs", type=int, default=None, help="run at most this many pending jobs this session")
+    p.add_argument("--redo", action="store_true", help="rerun jobs already in the results file")
+    p.add_argument("--quick", action="store_true", help="smoke run: 20 demos, marks 20 40, 4 episodes, 1 seed")
+    p.add_argument("--out", type=Path, default=None, help="results file (bench/results/policy_compare.json)")
+    args = p.parse_args(argv)
+    args.demos = parse_demos(args.demos)
+    args.policy_config = parse_policy_config(args.policy_config)
+    if args.quick:
+        args.demos = dict.fromkeys(ENVS, QUICK["demos"])
+        args.marks = QUICK["marks"] if args.mark_unit == "steps" else QUICK["marks_s"]
+        args.eval_episodes = QUICK["eval_episodes"]
+        args.seeds, args.latency_repeats = QUICK["seeds"], QUICK["latency_repeats"]
+    if args.mark_unit == "steps":
+        args.marks = [int(m) for m in args.marks]
+    if sorted(set(args.marks)) != list(args.marks) or args.marks[0] <= 0:
+        p.error(f"--marks must be positive and increasing, got {args.marks}")
+    args.out = args.out or RESULTS_DIR / ("policy_compare_quick.json" if args.quick else "policy_compare.json")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    jobs = make_jobs(args)
+    data = load_results(args.out)
+    pending = [job for job in jobs if args.redo or not is_done(data, job)]
+    print(f"{len(jobs)} jobs, {len(jobs) - len(pending)} already in {args.out} (--redo reruns them)")
+    pending = pending[: args.max_jobs] if args.max_jobs is not None else pending
+    for job in {j.cache_dir: j for j in pending}.values():
+        ensure_demos(job.settings["env_id"], job.settings["demos"], Path(job.cache_dir))
+    if pending:
+        run = run_on_ray if args.jobs > 1 else None
+        failed = run(pending, args.out, args.jobs) if run else run_in_process(pending, args.out)
+    else:
+        failed = []
+    data = load_results(args.out)
+    data["checks"] = compute_checks(data)
+    write_results(args.out, data)
+    print_report(data)
+    print(f"\n{len(pending) - len(failed)} jobs run, {len(failed)} failed {failed or ''}")
+    print(f"wrote {args.out} ({time.perf_counter() - start:.0f} s)")
 
 
 if __name__ == "__main__":

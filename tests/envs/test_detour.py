@@ -1,4 +1,5 @@
-"""DetourReach: physics, collisions, success, the side metric, paired starts, bad input, and the bimodal expert."""
+"""DetourReach: physics, collisions, success, the side metric, paired starts, bad input, the bimodal expert, and the
+sided (unimodal) variant DetourReach-Sided-v0."""
 
 import json
 
@@ -13,6 +14,7 @@ from embodia.envs.experts import make_expert
 from embodia.runtime.rollout import EpisodeSpec, RolloutWorker
 
 ENV_ID = "embodia/DetourReach-v0"
+SIDED_ID = "embodia/DetourReach-Sided-v0"
 
 
 def place_agent(env, xy) -> None:
@@ -232,6 +234,13 @@ def test_bad_actions(make_env):
         {"max_steps": 2.5},
         {"rgb_size": 4},
         {"paired_starts": "yes"},
+        {"config": {"start_gap": -0.01}},
+        {"config": {"start_gap": 0.05}},  # above start_offset
+        {"config": {"start_gap": float("inf")}},
+        {"side_rule": "random"},
+        {"side_rule": None},
+        {"side_rule": "start"},  # paired starts (the default) would repeat each episode
+        {"side_rule": "start", "paired_starts": True},
     ],
 )
 def test_bad_config_values(kwargs):
@@ -274,8 +283,9 @@ def test_expert_through_the_collector():
 
 
 @pytest.mark.slow
-def test_expert_on_100_seeds():
-    worker = RolloutWorker(ENV_ID)
+@pytest.mark.parametrize("env_id", [ENV_ID, SIDED_ID])
+def test_expert_on_100_seeds(env_id):
+    worker = RolloutWorker(env_id)
     results = worker.run([EpisodeSpec(i, i) for i in range(100)])
     worker.close()
     success = np.mean([r.metrics["success"] for r in results])
@@ -285,9 +295,86 @@ def test_expert_on_100_seeds():
     clearance = min(r.metrics["min_clearance"] for r in results)
     steps = np.mean([r.metrics["steps"] for r in results])
     print(
-        f"{ENV_ID}: expert success over 100 seeds = {success:.3f}, left {left}/100, side +1/-1 = "
+        f"{env_id}: expert success over 100 seeds = {success:.3f}, left {left}/100, side +1/-1 = "
         f"{sides.count(1.0)}/{sides.count(-1.0)}, collisions {collisions:.0f}, min clearance {clearance * 100:.2f} cm, "
         f"mean steps {steps:.1f}"
     )
-    assert success == 1.0 and collisions == 0 and left == 50
+    assert success == 1.0 and collisions == 0
     assert all(s == (1.0 if r.extra["mode"] == "left" else -1.0) for s, r in zip(sides, results, strict=True))
+    if env_id == ENV_ID:
+        assert left == 50  # paired bimodal: exactly half of each side
+
+
+def test_v0_starts_are_unchanged_by_the_start_gap_and_side_rule():
+    # Values recorded before start_gap / side_rule existed: DetourReach-v0's episodes must stay bit-identical.
+    env = DetourReachEnv()
+    env.reset(seed=7)
+    assert env._start.tolist() == [-0.35, 0.025096680325274838]
+    assert env._goal.tolist() == [0.35, -0.03257741990654056]
+    assert env.expert_side() is None
+    unpaired = DetourReachEnv(paired_starts=False)
+    unpaired.reset(seed=7)
+    assert unpaired._start.tolist() == [-0.35, 0.010007637328373356]
+    assert unpaired._goal.tolist() == [0.35, 0.031777104077566044]
+
+
+@pytest.mark.parametrize("gap", [0.01, 0.03, 0.04])
+def test_start_gap_is_respected(gap):
+    env = DetourReachEnv(config={"start_gap": gap}, paired_starts=False)
+    ys = []
+    for seed in range(200):
+        env.reset(seed=seed)
+        ys.append(env._start[1])
+    ys = np.array(ys)
+    assert np.all(np.abs(ys) >= gap) and np.all(np.abs(ys) <= env.config.start_offset)
+    assert 60 < np.sum(ys > 0) < 140  # either sign, about half each
+    if gap < env.config.start_offset:
+        assert np.ptp(np.abs(ys)) > 0.5 * (env.config.start_offset - gap)  # spread over [gap, offset]
+
+
+def test_sided_env_has_its_own_start_per_seed_and_rebuilds_from_env_kwargs(make_env):
+    env = make_env(SIDED_ID)
+    u = env.unwrapped
+    assert u.side_rule == "start" and not u.paired_starts and u.config.start_gap == 0.01 and u.max_steps == 100
+    with pytest.raises(RuntimeError, match="reset"):
+        u.expert_side()
+    assert not np.array_equal(env.reset(seed=0)[0]["state"], env.reset(seed=1)[0]["state"])
+    kwargs = json.loads(json.dumps(u.env_kwargs()))
+    assert kwargs["side_rule"] == "start" and kwargs["config"]["start_gap"] == 0.01
+    clone = make_env(ENV_ID, **kwargs)  # an episode file's env_kwargs rebuild the sided env from any DetourReach id
+    np.testing.assert_array_equal(env.reset(seed=9)[0]["state"], clone.reset(seed=9)[0]["state"])
+    assert clone.unwrapped.expert_side() == u.expert_side()
+
+
+def test_sided_expert_side_follows_the_start(make_env):
+    env = make_env(SIDED_ID)
+    assert isinstance(make_expert(env), DetourExpert)
+    sides = []
+    for seed in range(20):
+        info, expert, _ = run_expert(env, seed)
+        start_y = env.unwrapped._start[1]
+        assert abs(start_y) >= 0.01
+        expected = "left" if start_y >= 0 else "right"
+        assert env.unwrapped.expert_side() == expected and expert.mode == expected
+        assert info["metrics"]["side"] == (1.0 if expected == "left" else -1.0)
+        assert info["metrics"]["success"] == 1.0 and info["metrics"]["collisions"] == 0.0
+        sides.append(expected)
+    assert set(sides) == {"left", "right"}
+    env.reset(seed=next(s for s, side in enumerate(sides) if side == "left"))
+    forced = DetourExpert(env, mode="right")  # a forced mode wins over the env's side rule
+    forced.reset(0)
+    assert forced.mode == "right"
+
+
+def test_sided_expert_through_the_collector_and_the_cli(tmp_path):
+    worker = RolloutWorker(SIDED_ID)
+    results = worker.run([EpisodeSpec(i, 100 + i) for i in range(20)])
+    worker.close()
+    assert [r.metrics["success"] for r in results] == [1.0] * 20
+    assert all(r.metrics["side"] == (1.0 if r.extra["mode"] == "left" else -1.0) for r in results)
+    from embodia.cli import main
+
+    out = tmp_path / "sided"
+    assert main(["collect", "--env", SIDED_ID, "--episodes", "2", "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["episodes"] == 2 and summary["metrics"]["success"]["mean"] == 1.0

@@ -27,7 +27,7 @@ GOLDEN_DIR = Path(__file__).parent / "golden"
 DIMS = {"obs_dim": 5, "action_dim": 2, "n_obs_steps": 2, "horizon": 8, "n_action_steps": 4}
 TINY: dict[str, dict] = {
     "mlp": {"hidden_dims": (32, 32)},
-    "ebt": {"grad_tol": 0.0},
+    "ebt": {},
     "diffusion": {"d_model": 32, "step_embed_dim": 32},
 }
 """Per-policy config overrides that keep the suite fast (policies without an entry use their defaults)."""

@@ -162,9 +162,35 @@ def test_ebt_run_logs_its_energy_terms(demos, tmp_path):
     config = TrainConfig(steps=4, log_every=2, batch_size=8)
     train_run(demos, "ebt", run, config, policy_kwargs=EBT_TINY, progress=False)
     tags = scalars(run).Tags()["scalars"]
-    for term in ("loss", "lr", "energy_first", "energy_last", "alpha", "grad_norm_a"):
+    for term in ("loss", "lr", "energy_first", "alpha", "grad_norm_a", "step_rms_0"):
         assert f"train/{term}" in tags
     assert "perf/samples_per_s" in tags
+
+
+def test_a_paused_run_goes_on_with_the_same_schedule(demos):
+    """``train(until_step=...)`` pauses without touching the schedule: paused + resumed == one straight run."""
+    from embodia.data.episodes import load_episodes
+    from embodia.data.windows import EpisodeWindows
+    from embodia.policies import make_policy
+    from embodia.training.trainer import Trainer
+
+    windows = EpisodeWindows(load_episodes(demos), n_obs_steps=2, horizon=8, obs_keys=("state",))
+    finals = []
+    for pauses in ([], [7, 15]):
+        torch.manual_seed(0)
+        policy = make_policy(
+            "mlp", obs_dim=windows.obs_dim, action_dim=windows.action_dim, horizon=8, n_action_steps=4, **MLP
+        )
+        policy.fit_normalizer(windows.obs, windows.actions)
+        trainer = Trainer(policy, windows, TrainConfig(steps=20, lr=1e-3, warmup_steps=5), progress=False)
+        for until in pauses:
+            result = trainer.train(until_step=until)
+            assert (result.stopped_by, result.steps) == ("paused", until)
+        result = trainer.train()
+        assert (result.stopped_by, result.steps) == ("steps", 20)
+        finals.append(result.policy.state_dict())
+    for name, tensor in finals[0].items():
+        torch.testing.assert_close(finals[1][name], tensor, msg=name)
 
 
 def test_training_state_round_trip_is_exact(demos):

@@ -11,6 +11,7 @@ ENV_IDS: tuple[str, ...] = (
     "embodia/PushBlock-v0",
     "embodia/PushT-v0",
     "embodia/DetourReach-v0",
+    "embodia/DetourReach-Sided-v0",
 )
 """Every environment id this package registers."""
 
@@ -27,3 +28,11 @@ _register("embodia/UrbanNav-Return-v0", "embodia.envs.nav.urban_nav:UrbanNavEnv"
 _register("embodia/PushBlock-v0", "embodia.envs.manip.push:PushBlockEnv", max_steps=300)
 _register("embodia/PushT-v0", "embodia.envs.manip.push:PushTEnv", max_steps=300)
 _register("embodia/DetourReach-v0", "embodia.envs.detour.detour_reach:DetourReachEnv", max_steps=100)
+_register(
+    "embodia/DetourReach-Sided-v0",
+    "embodia.envs.detour.detour_reach:DetourReachEnv",
+    max_steps=100,
+    side_rule="start",
+    paired_starts=False,
+    config={"start_gap": 0.01},
+)

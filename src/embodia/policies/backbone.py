@@ -48,6 +48,8 @@ from embodia.validation import check_int
 
 __all__ = ["Attention", "BackboneConfig", "RMSNorm", "TransformerBackbone", "sinusoidal_embedding"]
 
+INITS = ("normal", "xavier")
+"""Weight initialisations of :class:`TransformerBackbone` (``BackboneConfig.init``)."""
 _INIT_STD = 0.02
 """Std of the normal initialisation of linear weights and learned positions (biases start at 0)."""
 
@@ -84,6 +86,10 @@ class BackboneConfig:
     """Causal self-attention over action tokens (see the module docstring for what it guarantees)."""
     norm_eps: float = 1e-6
     """Epsilon of every RMSNorm."""
+    init: str = "normal"
+    """Weight initialisation: ``"normal"`` (N(0, 0.02), residual projections scaled down by depth; GPT-2 style)
+    or ``"xavier"`` (Xavier-uniform linear weights, as EBT-Policy's reference code; larger input gradients at
+    initialisation, so an energy's first descent step moves the chunk)."""
 
     def __post_init__(self) -> None:
         for name in ("obs_dim", "action_dim", "n_obs_steps", "horizon", "out_dim", "d_model", "n_layers", "n_heads"):
@@ -97,6 +103,8 @@ class BackboneConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not self.norm_eps > 0:
             raise ValueError(f"norm_eps must be > 0, got {self.norm_eps!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
 
 
 def sinusoidal_embedding(x: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -252,7 +260,18 @@ class TransformerBackbone(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """Normal(0, 0.02) weights, zero biases, unit RMSNorm gains; residual projections scaled by depth."""
+        """Zero biases, unit RMSNorm gains, N(0, 0.02) positions; linear weights by ``init``.
+
+        ``"normal"``: N(0, 0.02), residual projections scaled down by depth. ``"xavier"``: Xavier-uniform.
+        """
+        if self.config.init == "xavier":
+            for module in self.modules():
+                if isinstance(module, nn.Linear):
+                    nn.init.xavier_uniform_(module.weight)
+                    if module.bias is not None:
+                        nn.init.zeros_(module.bias)
+            nn.init.normal_(self.obs_pos, std=_INIT_STD)
+            return
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.normal_(module.weight, std=_INIT_STD)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from embodia.policies.backbone import BackboneConfig
+from embodia.policies.backbone import INITS, BackboneConfig
 from embodia.policies.base import PolicyConfig
 from embodia.validation import check_bool, check_int
 
@@ -27,6 +27,8 @@ class TransformerPolicyConfig(PolicyConfig):
     """Backbone dropout (train mode only)."""
     causal_actions: bool = True
     """Causal self-attention over action tokens (see ``embodia.policies.backbone``)."""
+    init: str = "normal"
+    """Backbone weight initialisation, ``"normal"`` or ``"xavier"`` (see ``BackboneConfig.init``)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -40,6 +42,8 @@ class TransformerPolicyConfig(PolicyConfig):
         ):
             raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
         check_bool("causal_actions", self.causal_actions)
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
 
     def backbone_config(self, out_dim: int, cond_dim: int = 0) -> BackboneConfig:
         """The ``BackboneConfig`` for this policy.
@@ -62,4 +66,5 @@ class TransformerPolicyConfig(PolicyConfig):
             mlp_ratio=self.mlp_ratio,
             dropout=float(self.dropout),
             causal_actions=self.causal_actions,
+            init=self.init,
         )

@@ -42,6 +42,7 @@ class PolicyController:
         self._started = False
         self._plan_ms: list[float] = []
         self._nfe: list[float] = []
+        self._energy: list[float] = []
         self._act_ms: list[float] = []
 
     def reset(self, seed: int | None = None) -> None:
@@ -50,7 +51,7 @@ class PolicyController:
             torch.manual_seed(seed)
         self.policy.reset()
         self._started = False
-        self._plan_ms, self._nfe, self._act_ms = [], [], []
+        self._plan_ms, self._nfe, self._energy, self._act_ms = [], [], [], []
 
     def act(self, obs: Any) -> np.ndarray:
         """The next action ``(Da,)`` float32 for observation ``obs`` (the env's observation, Dict or Box)."""
@@ -68,6 +69,9 @@ class PolicyController:
             self._plan_ms.append(1e3 * (time.perf_counter() - start))
             last_nfe = getattr(self.policy, "last_nfe", None)
             self._nfe.append(float(last_nfe.float().mean()) if isinstance(last_nfe, torch.Tensor) else 1.0)
+            last_energy = getattr(self.policy, "last_energy", None)  # energy-based policies: final chunk energy
+            if isinstance(last_energy, torch.Tensor):
+                self._energy.append(float(last_energy.float().mean()))
         self._act_ms.append(1e3 * (time.perf_counter() - act_start))
         return action
 
@@ -76,7 +80,9 @@ class PolicyController:
 
         Returns:
             Policy name, re-plans, mean/max plan latency (ms), mean latency per action (ms, over all ``act`` calls:
-            re-plans amortised; absent when ``act`` was never called) and network evaluations per plan.
+            re-plans amortised; absent when ``act`` was never called), network evaluations per plan and, for
+            energy-based policies (a ``last_energy`` attribute), ``energies``: the final energy of every chunk
+            in order (an uncertainty signal: higher where the model is less sure) and their mean and max.
         """
         latency = {"act_ms_mean": float(np.mean(self._act_ms))} if self._act_ms else {}  # absent: never acted
         return {
@@ -86,6 +92,15 @@ class PolicyController:
             "plan_ms_mean": float(np.mean(self._plan_ms)) if self._plan_ms else 0.0,
             "plan_ms_max": float(np.max(self._plan_ms)) if self._plan_ms else 0.0,
             "nfe_mean": float(np.mean(self._nfe)) if self._nfe else 0.0,
+            **(
+                {
+                    "energies": list(self._energy),
+                    "energy_mean": float(np.mean(self._energy)),
+                    "energy_max": float(np.max(self._energy)),
+                }
+                if self._energy
+                else {}
+            ),
         }
 
 

@@ -83,7 +83,8 @@ def evaluate_policy(
         One dict per seed, in order: ``seed``, ``steps`` (int), the env's ``info["metrics"]`` as floats (for
         DetourReach: success, collisions, final_distance, path_length, min_clearance, side), ``return``,
         ``n_plans`` (re-planning calls), ``nfe_mean`` (network evaluations per chunk, averaged over the
-        episode's plans: the mean of ``policy.last_nfe`` where the policy has it, else 1, one forward pass) and,
+        episode's plans: the mean of ``policy.last_nfe`` where the policy has it, else 1, one forward pass),
+        for energy-based policies ``energy_mean`` / ``energy_max`` (final energy of the episode's chunks) and,
         with ``record_latency``, ``plan_ms_mean`` / ``plan_ms_max``: wall time, ms, of the ``select_action``
         calls that predicted a new chunk (including the copy of the action to the host).
 
@@ -127,6 +128,9 @@ def _run_episode(controller: PolicyController, env: gym.Env, seed: int, record_l
     figures = controller.info()
     row["n_plans"] = figures["plans"]
     row["nfe_mean"] = figures["nfe_mean"]
+    for key in ("energy_mean", "energy_max"):  # energy-based policies: final energy of the chunks
+        if key in figures:
+            row[key] = figures[key]
     if record_latency:
         row["plan_ms_mean"] = figures["plan_ms_mean"]
         row["plan_ms_max"] = figures["plan_ms_max"]

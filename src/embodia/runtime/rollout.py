@@ -50,12 +50,18 @@ def episode_filename(index: int) -> str:
 
 
 def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> gym.Env:
-    """``gymnasium.make(env_id, **env_kwargs)``, with an unknown keyword argument reported as a ``ValueError``."""
+    """``gymnasium.make(env_id, **env_kwargs)``; a foreign env gets embodia's contract through ``adapt``.
+
+    embodia's own envs come as made; any other env (e.g. ``Pusher-v5``) is wrapped by
+    :func:`~embodia.envs.adapters.adapt` (action checks, ``mj_state``, episode metrics with ``success``), so
+    collection and evaluation see the same env. An unknown keyword argument is reported as a ``ValueError``.
+    """
     kwargs = dict(env_kwargs or {})
     try:
-        return gym.make(env_id, **kwargs)
+        env = gym.make(env_id, **kwargs)
     except TypeError as err:  # an unknown or misspelt keyword argument
         raise ValueError(f"cannot make {env_id} with {kwargs}: {err}") from None
+    return env if isinstance(env.unwrapped, MjSpecEnv) else adapt(env)
 
 
 def _json_safe(value: Any) -> Any:
@@ -87,9 +93,7 @@ class RolloutWorker:
     ) -> None:
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
-        env = make_env(env_id, self.env_kwargs)
-        # Foreign envs get embodia's contract (action checks, mj_state, metrics) through the adapter.
-        self.env = env if isinstance(env.unwrapped, MjSpecEnv) else adapt(env)
+        self.env = make_env(env_id, self.env_kwargs)
         self.controller = (controller_fn or make_expert)(self.env)
         self._reward_terms = tuple(
             getattr(self.env, "REWARD_TERMS", ()) or getattr(self.env.unwrapped, "REWARD_TERMS", ())

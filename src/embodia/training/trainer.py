@@ -10,10 +10,11 @@ One :class:`Trainer` trains one :class:`~embodia.policies.base.Policy` on the sa
 
 With a run directory the trainer writes TensorBoard event files into its ``tb/`` (``train/loss``, ``train/lr``,
 ``train/grad_norm``, ``train/<term>`` for every loss term the policy reports, e.g. EBT's ``energy_first``,
-``energy_last``, ``alpha``, ``grad_norm_a``, ``perf/samples_per_s``, ``perf/it_per_s`` and the hyperparameters as a
-text table under ``hparams``) and checkpoints atomically: ``checkpoints/last.pt`` (the full training state, see
-:mod:`embodia.training.state`) and ``policy.pt`` (the run's policy, EMA weights when EMA is on, loadable with
-``Policy.load``). SIGINT/SIGTERM finish the current step, write a checkpoint and return (a second SIGINT aborts).
+``step_rms_<i>`` per unroll index, ``alpha``, ``grad_norm_a``; ``perf/samples_per_s``, ``perf/it_per_s`` and the
+hyperparameters as a text table under ``hparams``) and checkpoints atomically: ``checkpoints/last.pt`` (the full
+training state, see :mod:`embodia.training.state`) and ``policy.pt`` (the run's policy, EMA weights when EMA is
+on, loadable with ``Policy.load``). SIGINT/SIGTERM finish the current step, write a checkpoint and return (a
+second SIGINT aborts).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ TENSORBOARD_DIR = "tb"
 """TensorBoard event files inside a run directory."""
 
 
-STOP_REASONS = (None, "steps", "minutes", "signal")
+STOP_REASONS = (None, "steps", "minutes", "signal", "paused")
 """Why training stops (index 0: it goes on); distributed workers receive the chief's index."""
 
 
@@ -89,7 +90,7 @@ class TrainResult:
         elapsed_s: Training time of the whole run, seconds.
         segment_steps: Steps taken by this call.
         segment_s: Wall time of this call, seconds.
-        stopped_by: ``"steps"``, ``"minutes"`` or ``"signal"``.
+        stopped_by: ``"steps"``, ``"minutes"``, ``"signal"`` or ``"paused"`` (``until_step`` / ``until_s``).
         last_terms: Mean loss terms over the last logging window.
     """
 
@@ -302,8 +303,12 @@ class Trainer:
         self.samples += c.batch_size * self.world
         return {**terms, "lr": lr, "grad_norm": grad_norm}
 
-    def train(self) -> TrainResult:
+    def train(self, *, until_step: int | None = None, until_s: float | None = None) -> TrainResult:
         """Train until the budget is used up (or SIGINT/SIGTERM), checkpointing along the way.
+
+        ``until_step`` / ``until_s`` pause the run earlier, at that many gradient steps or seconds of training
+        (``stopped_by == "paused"``), without changing the schedule, which still spans the whole budget: call
+        ``train`` again to go on. This is how a learning curve is evaluated along one run.
 
         Returns:
             A :class:`TrainResult`. The run's policy is in eval mode.
@@ -318,6 +323,7 @@ class Trainer:
         seg_step0, elapsed0 = self.step, self.elapsed_s
         last_ckpt_elapsed = self.elapsed_s
         window: dict[str, float] = defaultdict(float)
+        counts: dict[str, int] = defaultdict(int)  # a term may appear in some steps only (e.g. per unroll index)
         window_n, window_t0 = 0, seg_start
         last_terms: dict[str, float] = {}
         stopped_by = None
@@ -327,6 +333,11 @@ class Trainer:
                     if self.stop_file is not None and self.stop_file.exists():
                         self._stop_requested = True
                     stopped_by = self.budget_reached() or ("signal" if self._stop_requested else None)
+                    if stopped_by is None and (
+                        (until_step is not None and self.step >= until_step)
+                        or (until_s is not None and self.elapsed_s >= until_s)
+                    ):
+                        stopped_by = "paused"
                     if self.sync is not None:  # the chief's clock and signals decide for every worker
                         reason, self.elapsed_s = self.sync.from_chief(STOP_REASONS.index(stopped_by), self.elapsed_s)
                         stopped_by = STOP_REASONS[reason]
@@ -336,16 +347,18 @@ class Trainer:
                     self.elapsed_s = elapsed0 + (time.perf_counter() - seg_start)  # workers: the chief's, next step
                     for k, v in terms.items():
                         window[k] += v
+                        counts[k] += 1
                     window_n += 1
                     if self.step % c.log_every == 0:
-                        last_terms = self._log(writer, bar, window, window_n, time.perf_counter() - window_t0)
-                        window, window_n, window_t0 = defaultdict(float), 0, time.perf_counter()
+                        last_terms = self._log(writer, bar, window, counts, window_n, time.perf_counter() - window_t0)
+                        window, counts = defaultdict(float), defaultdict(int)
+                        window_n, window_t0 = 0, time.perf_counter()
                     due = self.elapsed_s - last_ckpt_elapsed >= 60.0 * c.checkpoint_minutes
                     if self.step % c.checkpoint_every == 0 or due:
                         self.save_checkpoint()
                         last_ckpt_elapsed = self.elapsed_s
             if window_n:
-                last_terms = self._log(writer, bar, window, window_n, time.perf_counter() - window_t0)
+                last_terms = self._log(writer, bar, window, counts, window_n, time.perf_counter() - window_t0)
             if self.step > seg_step0 or self.last_checkpoint is None:
                 self.save_checkpoint()
         finally:
@@ -408,8 +421,10 @@ class Trainer:
             disable=not self.progress,
         )
 
-    def _log(self, writer: Any, bar: tqdm, window: dict[str, float], n: int, seconds: float) -> dict[str, float]:
-        means = {k: v / n for k, v in window.items()}
+    def _log(
+        self, writer: Any, bar: tqdm, window: dict[str, float], counts: dict[str, int], n: int, seconds: float
+    ) -> dict[str, float]:
+        means = {k: v / counts[k] for k, v in window.items()}
         if writer is not None:
             for k, v in means.items():
                 writer.add_scalar(f"train/{k}", v, self.step)

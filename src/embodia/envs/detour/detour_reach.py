@@ -1,15 +1,18 @@
 """``embodia/DetourReach-v0``: a planar point mass reaches a goal behind a disk obstacle, around it left or right.
 
+``embodia/DetourReach-Sided-v0`` is the same task with a unimodal expert (see "Side rule" below).
+
 The smallest task with bimodal demonstrations (see ``shared/design/EBT.md``): the straight way from the start to
 the goal is blocked, the two ways around are equally long up to the start and goal offsets, so a policy that
 averages the two modes drives into the obstacle.
 
 Scene (``build_detour_spec``): a square arena (``DetourConfig.half_extent``, 0.5 m) inside low walls, a static
 cylinder of radius ``obstacle_radius`` (10 cm) at the origin, and the agent, a sphere of radius ``agent_radius``
-(2 cm) on x/y slide joints. The start is at ``x = -start_distance`` (-0.35 m) with ``y ~ U(±start_offset)``, the
-goal at ``x = +start_distance`` with ``y ~ U(±goal_offset)`` (a translucent disk on a mocap body, so its position is
-part of the recorded MuJoCo state). Both offsets are smaller than ``obstacle_radius + agent_radius``: the straight
-line always hits the obstacle.
+(2 cm) on x/y slide joints. The start is at ``x = -start_distance`` (-0.35 m) with ``y ~ U(±start_offset)`` (with
+``start_gap > 0``: ``|y|`` uniform in ``[start_gap, start_offset]``, either sign with probability 1/2), the goal
+at ``x = +start_distance`` with ``y ~ U(±goal_offset)`` (a translucent disk on a mocap body, so its position is part
+of the recorded MuJoCo state). Both offsets are smaller than ``obstacle_radius + agent_radius``: the straight line
+always hits the obstacle.
 
 Action ``Box(-1, 1, (2,))``: the agent's velocity, times ``max_speed`` (0.25 m/s). The mass is driven by velocity
 actuators (as the pushing envs' pusher; 1 kg, ``kv`` = 1000 N s/m, no force limit), so a command is a velocity,
@@ -29,6 +32,16 @@ Paired starts (``paired_starts=True``, the registered default): ``reset(seed=s)`
 expert goes left for one and right for the other (``DetourExpert.reset``), so a collection over consecutive seeds
 holds both modes from every start. It is still an ordinary Gymnasium env: equal seeds give equal episodes,
 ``reset()`` without a seed draws from ``self.np_random``, and ``paired_starts=False`` always draws from it.
+
+Side rule (``side_rule``): which side the expert takes, exposed by ``expert_side()`` and read by
+``DetourExpert.reset``. ``"paired"`` (the default, DetourReach-v0): ``expert_side()`` is None and the expert
+block-randomises the side over seed pairs (above), so the demonstrations are bimodal from every start.
+``"start"`` (DetourReach-Sided-v0): the side is a deterministic function of the start, ``"left"`` (of the
+start -> goal axis, the +y side) when the start's y >= 0, else ``"right"``, so the demonstrations are unimodal
+given the start and their conditional mean is a valid path. Paired starts would then only repeat each episode,
+so ``side_rule="start"`` requires ``paired_starts=False`` (every seed its own start; ``ValueError`` otherwise).
+DetourReach-Sided-v0 also sets ``start_gap`` = 1 cm, so no start lies within 1 cm of the axis where the side
+flips.
 
 Reward = ``reward_progress`` (decrease of the agent-goal distance) + ``reward_success`` (+1 on success) +
 ``reward_collision`` (``-collision_penalty`` for each new contact with the obstacle); the terms are in ``info``.
@@ -79,6 +92,8 @@ AGENT_MASS = 1.0
 """Mass of the agent, kg."""
 VELOCITY_GAIN = 1000.0
 """Velocity actuator gain ``kv``, N/(m/s) (time constant ``AGENT_MASS / kv`` = 1 ms)."""
+SIDE_RULES = ("paired", "start")
+"""Values of ``DetourReachEnv``'s ``side_rule`` (see the module docstring)."""
 CONTACT_TOLERANCE = 1e-3
 """Distance, m, within which the swept agent counts as touching the obstacle (covers the sub-millimetre lag of
 the velocity actuators, which bends the path within a step)."""
@@ -100,6 +115,9 @@ class DetourConfig:
     """Distance of the start (at -x) and of the goal (at +x) from the obstacle centre along the x axis, m."""
     start_offset: float = 0.04
     """Half range of the start's uniform y offset, m."""
+    start_gap: float = 0.0
+    """Smallest ``|y|`` of the start's offset, m: ``|y|`` is uniform in ``[start_gap, start_offset]`` with a random
+    sign (0: ``y ~ U(±start_offset)``, the same draw as before this field existed). In ``[0, start_offset]``."""
     goal_offset: float = 0.04
     """Half range of the goal's uniform y offset, m."""
     goal_radius: float = 0.05
@@ -114,9 +132,13 @@ class DetourConfig:
         for name in ("half_extent", "obstacle_radius", "agent_radius", "max_speed", "start_distance", "goal_radius"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"DetourConfig.{name} must be > 0, got {getattr(self, name)}")
-        for name in ("start_offset", "goal_offset", "collision_penalty"):
+        for name in ("start_offset", "start_gap", "goal_offset", "collision_penalty"):
             if getattr(self, name) < 0:
                 raise ValueError(f"DetourConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.start_gap > self.start_offset:
+            raise ValueError(
+                f"DetourConfig.start_gap must be <= start_offset = {self.start_offset:g}, got {self.start_gap:g}"
+            )
         reach = self.obstacle_radius + self.agent_radius
         if max(self.start_offset, self.goal_offset) >= reach:
             raise ValueError(
@@ -237,8 +259,11 @@ class DetourReachEnv(MjSpecEnv, EzPickle):
         config: ``DetourConfig`` or dict of its fields.
         rgb: add a top-camera ``rgb`` image to the observation.
         rgb_size: side of that image, pixels.
-        paired_starts: seeds ``2k`` and ``2k + 1`` share the start and goal (see the module docstring).
+        paired_starts: seeds ``2k`` and ``2k + 1`` share the start and goal (see the module docstring); must be
+            False with ``side_rule="start"``.
         end_on_collision: the first contact with the obstacle ends the episode as a failure (module docstring).
+        side_rule: ``"paired"`` (the expert's side is block-randomised over seed pairs) or ``"start"`` (it follows
+            from the sign of the start's y; needs ``paired_starts=False``); see the module docstring.
         max_steps: truncation limit (metrics are in ``info`` when it hits).
         render_mode: ``"rgb_array"``, ``"depth_array"`` or None.
         width: ``render()`` width.
@@ -262,12 +287,28 @@ class DetourReachEnv(MjSpecEnv, EzPickle):
         width: int = 240,
         height: int = 240,
         end_on_collision: bool = True,
+        side_rule: str = "paired",
     ) -> None:
         EzPickle.__init__(
-            self, config, rgb, rgb_size, paired_starts, max_steps, render_mode, width, height, end_on_collision
+            self,
+            config,
+            rgb,
+            rgb_size,
+            paired_starts,
+            max_steps,
+            render_mode,
+            width,
+            height,
+            end_on_collision,
+            side_rule,
         )
         if not isinstance(end_on_collision, bool):
             raise ValueError(f"end_on_collision must be a bool, got {end_on_collision!r}")
+        if not isinstance(side_rule, str) or side_rule not in SIDE_RULES:
+            raise ValueError(f"side_rule must be one of {SIDE_RULES}, got {side_rule!r}")
+        if side_rule == "start" and paired_starts is True:
+            raise ValueError("side_rule='start' needs paired_starts=False (paired starts would repeat each episode)")
+        self.side_rule = side_rule
         self.end_on_collision = end_on_collision
         super().__init__(
             frame_skip=self.FRAME_SKIP, render_mode=render_mode, width=width, height=height, camera=TOP_CAMERA
@@ -296,6 +337,7 @@ class DetourReachEnv(MjSpecEnv, EzPickle):
         self._goal_mocap = m.body_mocapid[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, GOAL_BODY)]
         self._obstacle = m.geom_pos[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, OBSTACLE_GEOM), :2].copy()
         self._reach = self.config.obstacle_radius + self.config.agent_radius
+        self._start: np.ndarray | None = None
         self._done = True  # until reset()
 
     # ------------------------------------------------------------------ state access
@@ -315,6 +357,21 @@ class DetourReachEnv(MjSpecEnv, EzPickle):
         """Agent-goal distance, m."""
         return float(np.linalg.norm(self.agent_position() - self.goal_position()))
 
+    def expert_side(self) -> str | None:
+        """The side the expert must take this episode under ``side_rule``, or None when it chooses (``"paired"``).
+
+        Returns:
+            ``"left"`` if the start's y >= 0 else ``"right"`` with ``side_rule="start"``; None with ``"paired"``.
+
+        Raises:
+            RuntimeError: ``side_rule="start"`` before the first ``reset``.
+        """
+        if self.side_rule == "paired":
+            return None
+        if self._start is None:
+            raise RuntimeError("expert_side() needs a reset() first (the side follows from the start)")
+        return "left" if self._start[1] >= 0.0 else "right"
+
     # ------------------------------------------------------------------ gym API
     def _sample_start_goal(self, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
         cfg = self.config
@@ -322,7 +379,12 @@ class DetourReachEnv(MjSpecEnv, EzPickle):
             rng = np.random.default_rng((int(seed) // 2, PAIR_SALT))
         else:
             rng = self.np_random
-        start = np.array([-cfg.start_distance, rng.uniform(-cfg.start_offset, cfg.start_offset)])
+        if cfg.start_gap == 0.0:  # one draw either way: the goal's draw is the same with and without a gap
+            start_y = rng.uniform(-cfg.start_offset, cfg.start_offset)
+        else:
+            u = rng.uniform(-1.0, 1.0)
+            start_y = math.copysign(cfg.start_gap + abs(u) * (cfg.start_offset - cfg.start_gap), u)
+        start = np.array([-cfg.start_distance, start_y])
         goal = np.array([cfg.start_distance, rng.uniform(-cfg.goal_offset, cfg.goal_offset)])
         return start, goal
 
@@ -421,4 +483,5 @@ class DetourReachEnv(MjSpecEnv, EzPickle):
             "paired_starts": self.paired_starts,
             "max_steps": self.max_steps,
             "end_on_collision": self.end_on_collision,
+            "side_rule": self.side_rule,
         }

@@ -1,4 +1,4 @@
-"""Scripted paired-bimodal expert for ``embodia/DetourReach-v0``.
+"""Scripted expert for ``embodia/DetourReach-v0`` (paired bimodal) and ``embodia/DetourReach-Sided-v0`` (unimodal).
 
 The expert goes around the obstacle on the side of its ``mode`` ("left" or "right" of the start -> goal axis)
 along the shortest path around a safety circle of radius ``ρ = obstacle_radius + agent_radius + clearance``:
@@ -8,7 +8,10 @@ to it. Every step stays at least ``ρ - clearance / 2`` from the obstacle centre
 
 ``reset(seed)`` draws the mode with the block randomisation of ``PushExpert``: each of the seeds ``2k, 2k + 1``
 gets one mode and the pair's draw decides which. With the env's paired starts (the two seeds share a start and a
-goal), a collection over consecutive seeds holds both modes from every start, exactly half of each.
+goal), a collection over consecutive seeds holds both modes from every start, exactly half of each. When the env
+dictates the side (``DetourReachEnv.expert_side()``, e.g. ``side_rule="start"`` of DetourReach-Sided-v0: left
+when the start's y >= 0, else right) the expert takes that side instead; a ``mode`` forced at construction wins
+over both.
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ class DetourExpert:
     Args:
         env: the environment (wrappers allowed).
         config: controller settings.
-        mode: force ``"left"`` or ``"right"``; None draws it per episode in ``reset``.
+        mode: force ``"left"`` or ``"right"``; None takes it per episode in ``reset`` (from the env's side rule,
+            else drawn from the seed).
     """
 
     MODES = SIDES
@@ -67,8 +71,15 @@ class DetourExpert:
         self.mode = mode or "left"
 
     def reset(self, seed: int | None = None) -> None:
-        """Starts an episode; the side is drawn from ``seed``, block-randomised over seed pairs ``(2k, 2k+1)``."""
-        self.mode = self._forced_mode or paired_side(seed)
+        """Starts an episode (call it after ``env.reset``) and picks its side.
+
+        The side is the forced ``mode`` if one was given, else the env's ``expert_side()`` if it names one, else
+        drawn from ``seed``, block-randomised over seed pairs ``(2k, 2k+1)``.
+
+        Args:
+            seed: the episode's env seed.
+        """
+        self.mode = self._forced_mode or self.env.expert_side() or paired_side(seed)
 
     def info(self) -> dict[str, Any]:
         """The side of this episode (recorded in the episode file)."""

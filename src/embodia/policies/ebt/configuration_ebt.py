@@ -1,8 +1,10 @@
 """Config of EBT-Policy (``"ebt"``) and its denoising-score-matching variant (``"ebt-dsm"``).
 
-See ``/work/shared/design/EBT.md``. Defaults follow the papers where they are CPU-affordable (α = 1000, T = 1,
-Nesterov μ = 0.9, step-scale U(1/1.5, 1.5), Langevin σ 0.2 → 0.002, ≤ 2 inference steps, ‖g‖ < 1e-3 early
-stop) and are scaled down where not (d = 64, 2 blocks, K ~ U{2..4} training steps instead of 6–10).
+See ``/work/shared/design/EBT.md``. Defaults follow the reference code where they are CPU-affordable (α = 1000,
+T = 1, Nesterov μ = 0.9, step-scale U(1/1.5, 1.5), Langevin σ 0.2 → 0.002 over the unroll index, truncated
+unroll, Xavier-uniform initialisation, 2 inference steps) and are scaled down where not (d = 64, 2 blocks,
+K ~ U{1, 2} training steps instead of 6–10). Dynamic compute (``stop_tol``, ``energy_threshold``) is off by
+default: EBT-Policy's fixed budget of 2 steps.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ __all__ = ["MAX_INFERENCE_STEPS", "EBTConfig", "EBTDSMConfig"]
 
 ENERGY_FORMS = ("mean", "residual")
 """How the energy is read off the transformer's per-token outputs (see ``EBTConfig.energy_form``)."""
+UNROLLS = ("truncated", "full")
+"""Gradient structure of the training unroll (see ``EBTConfig.unroll``)."""
 STEP_SCHEDULES = ("constant", "geometric")
 """Inference step-size schedules (see ``EBTConfig.step_schedule``)."""
 MAX_INFERENCE_STEPS = 16
@@ -36,6 +40,11 @@ class EBTConfig(TransformerPolicyConfig):
     ½‖a − D(obs, a)‖² / alpha with D the per-token outputs, so one descent step of size α lands near D(a)
     (a denoiser-shaped energy, Salimans & Ho 2021; used by ``"ebt-dsm"``)."""
 
+    init: str = "xavier"
+    """Backbone initialisation. Xavier-uniform (the reference code's) makes the first descent step move the chunk
+    (RMS ~0.4 at initialisation); with ``"normal"`` (N(0, 0.02), scaled residual projections) ‖∇ₐE‖ ≈ 1e-4 and
+    the step moves it by ~0.02, and a 40 s run on DetourReach-Sided stayed at 0 success (README, Numbers)."""
+
     # ----------------------------------------------------------------------------------------- descent
     alpha: float = 1000.0
     """Base step size α of the descent (paper code: 1000; E is a mean over Tp·Da, so ∇ₐE is small)."""
@@ -48,20 +57,23 @@ class EBTConfig(TransformerPolicyConfig):
     """Nesterov momentum μ: ``ã = a + μv; g = ∇ₐE(ã); v ← μv − α_i g; a ← a + v`` (0 = plain descent)."""
 
     # ----------------------------------------------------------------------------------------- training
-    train_steps_min: int = 2
+    train_steps_min: int = 1
     """Smallest number K of unrolled descent steps in training (K ~ U{min..max} per batch)."""
-    train_steps_max: int = 4
-    """Largest K (paper: 6–10; second-order cost grows linearly in K)."""
+    train_steps_max: int = 2
+    """Largest K (paper: 6–10; EBT.md: 2–4). {1, 2} learned as fast as {2..4} per second on DetourReach-Sided and
+    trains at 0.44x Diffusion Policy's it/s ({2..4}: 0.32x); see README, Numbers."""
+    unroll: str = "truncated"
+    """``"truncated"`` (the reference's ``truncate_mcmc``): the iterate and velocity are detached between steps,
+    only the last step builds a second-order graph and the loss is MSE(a_K, a*). ``"full"``: every step keeps
+    its graph and the loss is the mean of MSE(a_i, a*) over the K steps (about 2x the cost per iteration)."""
     step_scale_range: tuple[float, float] = (1 / 1.5, 1.5)
-    """Training only: every step's α_i is multiplied by a per-sample factor ~ U(low, high)."""
-    langevin_sigma_start: float = 0.2
-    """Training only: std of the Langevin noise added after every step at training step 0 ..."""
-    langevin_sigma_end: float = 0.002
-    """... annealed (cosine) to this std at ``noise_anneal_steps`` and kept there."""
-    noise_anneal_steps: int = 100_000
-    """Training steps (``compute_loss`` calls in train mode) over which the Langevin std is annealed."""
-    detach_between_steps: bool = False
-    """Detach the action between unrolled steps (truncated, first-order-in-time backprop; an ablation)."""
+    """Training only: every step's α_i is multiplied by a per-sample factor ~ U(low, high) ((1, 1): fixed)."""
+    langevin_sigma_max: float = 0.2
+    """Training only: std of the Langevin noise added to the iterate *before* the energy is evaluated at unroll
+    step 0; annealed over the unroll index i (cosine) ..."""
+    langevin_sigma_min: float = 0.002
+    """... towards this std at i = K: ``σ_i = σ_min + ½(σ_max − σ_min)(1 + cos(π i / K))``. No noise follows the
+    last step (it would be irreducible error in a_K). Both 0: no noise."""
     mask_padded_actions: bool = False
     """Leave padded chunk entries (``action_mask`` False) out of the MSE (default False, as for ``"mlp"``)."""
     dsm_weight: float = 0.0
@@ -79,16 +91,23 @@ class EBTConfig(TransformerPolicyConfig):
     step_schedule: str = "constant"
     """Inference step-size multipliers: ``"constant"`` (EBT-Policy) or ``"geometric"`` (a noise-level ladder from
     ``dsm_sigma_max`` down to ``dsm_sigma``, for the residual energy; see ``EBTPolicy.step_scales``)."""
-    grad_tol: float = 1e-3
-    """Inference: a sample stops descending once ‖∇ₐE‖_F < grad_tol (dynamic compute; 0 = never)."""
+    stop_tol: float = 0.0
+    """Inference (dynamic compute): a sample stops once a step moved its chunk by less than this, measured as
+    the RMS over the chunk's entries of ``α_i·∇ₐE`` in normalised action units (0 = never; EBT-Policy's
+    fixed budget)."""
     energy_threshold: float | None = None
-    """Inference: a sample also stops once its energy is below this value (None = off)."""
+    """Inference (dynamic compute): after each step a forward pass evaluates the energy of the new chunk and a
+    sample whose energy is below this value stops (None = off). Low energy = the model is confident, so the
+    evaluations go to the chunks whose energy is high (calibrate with
+    ``EBTPolicy.calibrate_energy_threshold``)."""
+    min_inference_steps: int = 1
+    """Steps every sample takes before a stop rule may stop it."""
     best_of_n: int = 1
     """Inference: descend from N noise draws per sample and keep the chunk with the lowest final energy."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("train_steps_min", "noise_anneal_steps", "best_of_n", "inference_steps"):
+        for name in ("train_steps_min", "best_of_n", "inference_steps", "min_inference_steps"):
             check_int(name, getattr(self, name), 1)
         if self.inference_steps > MAX_INFERENCE_STEPS:
             raise ValueError(
@@ -96,6 +115,12 @@ class EBTConfig(TransformerPolicyConfig):
                 f"got {self.inference_steps}"
             )
         check_int("train_steps_max", self.train_steps_max, self.train_steps_min)
+        if self.min_inference_steps > self.inference_steps:
+            raise ValueError(
+                f"min_inference_steps ({self.min_inference_steps}) must be <= inference_steps ({self.inference_steps})"
+            )
+        if self.unroll not in UNROLLS:
+            raise ValueError(f"unroll must be one of {UNROLLS}, got {self.unroll!r}")
         for name in ("alpha", "alpha_temperature", "energy_clamp", "dsm_sigma", "dsm_sigma_max"):
             check_number(name, getattr(self, name))
         if self.energy_form not in ENERGY_FORMS:
@@ -106,7 +131,7 @@ class EBTConfig(TransformerPolicyConfig):
             raise ValueError(f"dsm_sigma_max ({self.dsm_sigma_max}) must be >= dsm_sigma ({self.dsm_sigma})")
         if not (self.mse_weight > 0 or self.dsm_weight > 0):
             raise ValueError("mse_weight and dsm_weight are both 0: nothing would train the energy")
-        for name in ("momentum", "langevin_sigma_start", "langevin_sigma_end", "grad_tol", "dsm_weight", "mse_weight"):
+        for name in ("momentum", "langevin_sigma_max", "langevin_sigma_min", "stop_tol", "dsm_weight", "mse_weight"):
             check_number(name, getattr(self, name), strict=False)
         if self.momentum >= 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
@@ -118,8 +143,7 @@ class EBTConfig(TransformerPolicyConfig):
             raise ValueError(f"step_scale_range must satisfy 0 < low <= high, got {self.step_scale_range!r}")
         if self.energy_threshold is not None:
             check_number("energy_threshold", self.energy_threshold, low=-math.inf)
-        for name in ("detach_between_steps", "mask_padded_actions"):
-            check_bool(name, getattr(self, name))
+        check_bool("mask_padded_actions", self.mask_padded_actions)
 
 
 @dataclass(kw_only=True)
@@ -145,9 +169,8 @@ class EBTDSMConfig(EBTConfig):
     """Largest DSM noise level (above the N(0, I) start's scale: measured better than 1.0 on DetourReach)."""
     causal_actions: bool = False
     """Every action token sees the whole chunk, so the whole chunk decides its mode together."""
-    grad_tol: float = 1e-4
-    """Early stop once ‖∇ₐE‖_F = ‖(I − ∂D/∂a)ᵀ(a − D)‖/α < 1e-4, i.e. the chunk is within ~0.1 (normalised, in
-    Frobenius norm) of its denoised estimate."""
+    init: str = "normal"
+    """N(0, 0.02) initialisation (the residual energy's first step moves the chunk to D(a) at any init)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

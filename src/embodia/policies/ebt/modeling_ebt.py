@@ -8,23 +8,35 @@ samples in the batch). Everything here works in normalised action space ([-1, 1]
 Descent (inference and training)::
 
     a₀ ~ N(0, I), v₀ = 0
-    for i = 0 .. steps-1:
+    for i = 0 .. K-1:
+        a  ← a + σ_i ξ                            (training only: Langevin noise before the energy, σ_i below)
         ã  = a + μ v                              (Nesterov look-ahead)
         E  = E_θ(obs, ã);  g = ∇ₐ E(obs, ã)       (one "NFE": a forward + an input-gradient backward)
         α_i = α · exp(clamp(E, ±energy_clamp)) / T   (per sample; ×U(scale range) in training)
-        v  ← μ v − α_i g;  a ← a + v  (+ σ_t ξ Langevin noise, training only)
+        v  ← μ v − α_i g;  a ← a + v
+
+The Langevin std follows the **unroll index**, ``σ_i = σ_min + ½(σ_max − σ_min)(1 + cos(π i / K))``, as in the
+reference code; no noise follows the last step (it would be irreducible error in the returned chunk).
 
 Inference (:meth:`EBTPolicy.predict_action`): at most ``inference_steps`` (2 by default) steps, no noise and no
-randomisation; a sample stops (its step is not taken and it is not evaluated again) once
-``‖g‖_F < grad_tol`` or, optionally, ``E < energy_threshold``. ``last_nfe`` ``(B,)`` counts the gradient
-evaluations per sample (summed over the N candidates with best-of-N); one extra forward without backward
-evaluates the final energies (``last_energy`` ``(B,)``), which best-of-N uses to keep the lowest-energy chunk.
-The initial noise comes from torch's global RNG, or from :attr:`EBTPolicy.generator` when it is set.
+randomisation. Dynamic compute (off by default): after ``min_inference_steps`` a sample stops once its last step
+``α_i g`` moved the chunk by less than ``stop_tol`` (RMS over entries, normalised units; the gradient alone says
+little, since α·e^E is in the thousands), or once the energy at its next evaluation point is below
+``energy_threshold`` (read off the forward pass of the next step, before its backward pass, so the check costs
+nothing where the sample goes on; :meth:`EBTPolicy.calibrate_energy_threshold` picks the threshold from training
+observations): the evaluations go to the chunks the model is least sure of. ``last_nfe`` ``(B,)`` counts the
+gradient evaluations per sample (summed over the N candidates with best-of-N) and ``last_energy_evals`` the
+forward-only checks that stopped a sample. ``last_energy`` ``(B,)``, the uncertainty signal that evaluation logs
+per chunk, is the energy at each sample's last evaluation (no extra forward pass); with best-of-N it is the
+energy of the returned chunk, by which the lowest-energy candidate is kept. The initial noise comes from torch's
+global RNG, or from :attr:`EBTPolicy.generator` when it is set.
 
-Training (:meth:`EBTPolicy.compute_loss`): unroll K ~ U{train_steps_min..train_steps_max} steps from noise with
-``create_graph=True`` (second order: the loss reaches θ through ∇ₐE), with a random per-sample step-size scale
-and cosine-annealed Langevin noise; loss = mean over the K steps of MSE(a_i, a*). In eval mode (or under
-``torch.no_grad()``) K = ``train_steps_max`` and there is no randomisation (validation losses).
+Training (:meth:`EBTPolicy.compute_loss`): unroll K ~ U{train_steps_min..train_steps_max} steps from noise with a
+random per-sample step-size scale and the Langevin noise above. ``unroll="truncated"`` (default; the reference's
+``truncate_mcmc``): the iterate and velocity are detached between steps and only the last step is second order
+(``create_graph=True``: the loss reaches θ through ∇ₐE and α(E)); loss = MSE(a_K, a*). ``unroll="full"``: every
+step keeps its graph; loss = mean over the K steps of MSE(a_i, a*) (about 2x the cost per iteration). In eval
+mode (or under ``torch.no_grad()``) K = ``train_steps_max`` with no noise and no randomisation (validation losses).
 
 ``"ebt-dsm"`` (:class:`EBTDSMPolicy`, ours) trains the energy by denoising score matching. With
 ``ã = a* + σε``, the score of the σ-smoothed data is ``∇ log p_σ(ã) ≈ −ε/σ``, and an energy is ``E ∝ −log p``, so
@@ -74,8 +86,10 @@ class EBTPolicy(Policy):
             global RNG). Not saved in checkpoints.
         last_nfe: ``(B,)`` long: gradient evaluations (forward + input-gradient backward) per sample in the last
             :meth:`predict_action` call, summed over best-of-N candidates.
-        last_energy: ``(B,)``: final energy of each returned chunk in the last :meth:`predict_action` call.
-        train_step: Buffer counting train-mode :meth:`compute_loss` calls (drives the Langevin annealing).
+        last_energy: ``(B,)``: energy at each sample's last evaluation in the last :meth:`predict_action` call
+            (of the returned chunk with best-of-N; see :meth:`descend`'s ``exact_energy``).
+        last_energy_evals: ``(B,)`` long: forward-only evaluations of the energy rule that stopped a sample.
+        train_step: Buffer counting train-mode :meth:`compute_loss` calls.
     """
 
     name = "ebt"
@@ -89,6 +103,7 @@ class EBTPolicy(Policy):
         self.generator: torch.Generator | None = None
         self.last_nfe: Tensor | None = None
         self.last_energy: Tensor | None = None
+        self.last_energy_evals: Tensor | None = None
 
     # ------------------------------------------------------------------------------------------ energy
 
@@ -131,27 +146,46 @@ class EBTPolicy(Policy):
         sigmas = [c.dsm_sigma_max * ratio**k for k in range(steps)] + [0.0]
         return [1.0 - sigmas[k + 1] / sigmas[k] for k in range(steps)]
 
-    def langevin_sigma(self, step: int | None = None) -> float:
-        """Langevin noise std at training step ``step`` (default: the current ``train_step``), cosine-annealed."""
+    def langevin_sigma(self, i: int, k: int) -> float:
+        """Training Langevin std added before the energy of unroll step ``i`` of ``k``.
+
+        ``σ_i = σ_min + ½(σ_max − σ_min)(1 + cos(π i / k))``: σ_max at i = 0, σ_min at i = k (never used: no
+        noise follows the last step).
+        """
         c = self.config
-        t = min(int(self.train_step) if step is None else step, c.noise_anneal_steps) / c.noise_anneal_steps
-        return c.langevin_sigma_end + 0.5 * (c.langevin_sigma_start - c.langevin_sigma_end) * (
-            1 + math.cos(math.pi * t)
+        return c.langevin_sigma_min + 0.5 * (c.langevin_sigma_max - c.langevin_sigma_min) * (
+            1 + math.cos(math.pi * i / k)
         )
 
     # ------------------------------------------------------------------------------------------ inference
 
-    def descend(self, obs: Tensor, a0: Tensor, steps: int | None = None) -> dict[str, Tensor]:
-        """Inference descent (no noise, per-sample early stop) from ``a0``; all tensors normalised.
+    def descend(
+        self, obs: Tensor, a0: Tensor, steps: int | None = None, *, exact_energy: bool = True
+    ) -> dict[str, Tensor]:
+        """Inference descent (no noise) from ``a0`` with the config's stop rules; all tensors normalised.
+
+        Every sample takes at least ``min_inference_steps`` steps and at most ``steps``. After that:
+
+        * ``energy_threshold``: the forward pass of the next step (at the look-ahead ``ã = a + μv``) comes first;
+          a sample whose energy there is below the threshold stops and returns ``ã`` without the backward pass
+          (the check costs no extra forward; its ``energy_evals`` counts it);
+        * ``stop_tol``: a sample stops once its last step ``α_i ∇ₐE`` moved the chunk by less than ``stop_tol``
+          (RMS over the chunk's entries).
 
         Args:
             obs: ``(B, To, Do)`` normalised observations.
             a0: ``(B, Tp, Da)`` initial chunk.
             steps: Maximal steps (default ``inference_steps``).
+            exact_energy: ``"energy"`` is the energy of the returned chunk (one more forward pass for the samples
+                whose chunk was not evaluated); False: the energy at each sample's last evaluation (the point its
+                last step started from, or the returned chunk where the energy rule stopped it), which costs
+                nothing more (:meth:`predict_action`'s uncertainty signal).
 
         Returns:
-            ``{"action": (B, Tp, Da), "energy": (B,) final, "energy_first": (B,) at a0, "nfe": (B,) long}``,
-            all detached.
+            ``{"action": (B, Tp, Da), "energy": (B,) (see ``exact_energy``), "energy_first": (B,) at a0,
+            "nfe": (B,) long gradient evaluations (forward + input-gradient backward), "energy_evals": (B,) long
+            forward-only evaluations that stopped a sample, "step_rms": (steps, B) RMS of each step taken (0
+            where none)}``, all detached.
         """
         c = self.config
         steps = c.inference_steps if steps is None else steps
@@ -160,35 +194,63 @@ class EBTPolicy(Policy):
         a = a0.detach().clone()  # (B, Tp, Da)
         v = torch.zeros_like(a)  # (B, Tp, Da)
         batch = a.shape[0]
-        active = torch.ones(batch, dtype=torch.bool, device=a.device)  # (B,)
         nfe = torch.zeros(batch, dtype=torch.long, device=a.device)  # (B,)
+        energy_evals = torch.zeros(batch, dtype=torch.long, device=a.device)  # (B,)
+        step_rms = torch.zeros(steps, batch, dtype=a.dtype, device=a.device)  # (steps, B)
+        final = torch.full((batch,), float("nan"), dtype=a.dtype, device=a.device)  # (B,) energies known at a stop
+        last_seen = torch.zeros(batch, dtype=a.dtype, device=a.device)  # (B,) energy at the last evaluation
         energy_first = None
+        idx = torch.arange(batch, device=a.device)  # (b,) samples still descending
         scales = self.step_scales(steps)
         for step in range(steps):
-            idx = active.nonzero().squeeze(1)  # (b,) samples still descending
-            if idx.numel() == 0:
-                break
+            may_stop = step >= c.min_inference_steps
             look = (a[idx] + c.momentum * v[idx]).detach().requires_grad_(True)  # (b, Tp, Da)
-            energy, grad = self._energy_and_grad(memory[idx], look, create_graph=False)  # (b,), (b, Tp, Da)
-            energy = energy.detach()
-            nfe[idx] += 1
+            with torch.enable_grad():
+                energy = self._energy(memory[idx], look)  # (b,)
             if step == 0:
-                energy_first = energy  # look == a0 at step 0, every sample active
-            stop = grad.flatten(1).norm(dim=1) < c.grad_tol  # (b,)
-            if c.energy_threshold is not None:
-                stop |= energy < c.energy_threshold
-            go = ~stop
-            alpha = scales[step] * self.step_size(energy)  # (b,)
-            v_new = c.momentum * v[idx] - alpha[:, None, None] * grad  # (b, Tp, Da)
-            moved = idx[go]
-            v[moved] = v_new[go]
-            a[moved] = a[moved] + v_new[go]
-            active[idx[stop]] = False
-        with torch.no_grad():
-            final = self._energy(memory, a)  # (B,)
+                energy_first = energy.detach()  # look == a0 at step 0, every sample active
+            go = None  # (b,) bool: samples that take this step, None = all
+            if may_stop and c.energy_threshold is not None:
+                low = energy.detach() < c.energy_threshold  # (b,) confident: stop at the look-ahead point
+                if bool(low.any()):
+                    done = idx[low]
+                    a[done], final[done] = look.detach()[low], energy.detach()[low]
+                    energy_evals[done] += 1
+                    go = ~low
+                    idx = idx[go]
+                    if idx.numel() == 0:
+                        break
+            with torch.enable_grad():
+                energy_go = energy if go is None else energy[go]  # (b',)
+                (grad,) = torch.autograd.grad(energy_go.sum(), look)  # (b, Tp, Da); per-sample sums
+            grad = grad if go is None else grad[go]  # (b', Tp, Da)
+            nfe[idx] += 1
+            last_seen[idx] = energy_go.detach()
+            delta = (scales[step] * self.step_size(energy_go.detach()))[:, None, None] * grad  # (b, Tp, Da)
+            v_new = c.momentum * v[idx] - delta  # (b, Tp, Da)
+            v[idx], a[idx] = v_new, a[idx] + v_new
+            rms = delta.flatten(1).pow(2).mean(1).sqrt()  # (b,) RMS of the gradient step over the chunk
+            step_rms[step, idx] = rms
+            if c.stop_tol > 0 and step + 1 >= c.min_inference_steps:
+                idx = idx[rms >= c.stop_tol]
+                if idx.numel() == 0:
+                    break
+        missing = torch.isnan(final)
+        if not exact_energy:
+            final[missing] = last_seen[missing]
+        elif bool(missing.any()):
+            with torch.no_grad():
+                final[missing] = self._energy(memory[missing], a[missing])  # (m,)
         if energy_first is None:  # steps == 0
             energy_first = final
-        return {"action": a, "energy": final, "energy_first": energy_first, "nfe": nfe}
+        return {
+            "action": a,
+            "energy": final,
+            "energy_first": energy_first,
+            "nfe": nfe,
+            "energy_evals": energy_evals,
+            "step_rms": step_rms,
+        }
 
     def predict_action(self, batch: Mapping[str, Tensor | np.ndarray]) -> Tensor:
         """Raw chunk ``(B, Tp, Da)`` by descent from ``N(0, I)`` (best-of-N by final energy); no graph.
@@ -202,24 +264,68 @@ class EBTPolicy(Policy):
         shape = (b, n, c.horizon, c.action_dim)
         a0 = torch.randn(shape, generator=self.generator, device=obs.device, dtype=obs.dtype)  # (B, N, Tp, Da)
         obs_rep = obs.repeat_interleave(n, dim=0)  # (B·N, To, Do): candidates of a sample are adjacent
-        out = self.descend(obs_rep, a0.flatten(0, 1))
+        out = self.descend(obs_rep, a0.flatten(0, 1), exact_energy=n > 1)  # best-of-N compares returned chunks
         energy = out["energy"].view(b, n)  # (B, N)
         best = energy.argmin(dim=1)  # (B,)
         rows = torch.arange(b, device=obs.device)
         action = out["action"].view(shape)[rows, best]  # (B, Tp, Da)
         self.last_energy = energy[rows, best]
         self.last_nfe = out["nfe"].view(b, n).sum(dim=1)
+        self.last_energy_evals = out["energy_evals"].view(b, n).sum(dim=1)
         with torch.no_grad():
             return self.unnormalize_action(action)  # (B, Tp, Da)
+
+    def calibrate_energy_threshold(self, obs: Tensor | np.ndarray, quantile: float, steps: int = 1) -> float:
+        """Set ``energy_threshold`` to a quantile of the energies the rule reads after ``steps`` steps on ``obs``.
+
+        Those are the energies at the look-ahead point of step ``steps``. With ``quantile=q`` about a fraction
+        ``q`` of in-distribution chunks stop after ``steps`` gradient evaluations (for ``min_inference_steps ==
+        steps``); chunks with higher energy, where the model is less sure, go on.
+
+        Args:
+            obs: Raw observation windows ``(N, To, Do)`` (e.g. training windows).
+            quantile: In (0, 1).
+            steps: Descent steps before the energies are read (at most ``inference_steps``).
+
+        Returns:
+            The threshold (also stored in ``config.energy_threshold``).
+
+        Raises:
+            ValueError: ``quantile`` outside (0, 1) or ``steps`` outside [1, inference_steps].
+        """
+        if not 0.0 < float(quantile) < 1.0:
+            raise ValueError(f"quantile must be in (0, 1), got {quantile!r}")
+        if not 1 <= steps <= self.config.inference_steps:
+            raise ValueError(f"steps must be in [1, inference_steps={self.config.inference_steps}], got {steps!r}")
+        with torch.no_grad():
+            norm = self.normalize_batch({"obs": obs}, with_action=False)["obs"]  # (N, To, Do)
+        shape = (norm.shape[0], self.config.horizon, self.config.action_dim)
+        a0 = torch.randn(shape, generator=self.generator, device=norm.device, dtype=norm.dtype)  # (N, Tp, Da)
+        c = self.config
+        saved = c.energy_threshold, c.stop_tol, c.min_inference_steps
+        # Every sample stops at the rule's check after ``steps`` steps: its energy there is what the rule reads.
+        c.energy_threshold, c.stop_tol, c.min_inference_steps = math.inf, 0.0, steps
+        try:
+            energy = self.descend(norm, a0, steps=steps + 1)["energy"]  # (N,)
+        finally:
+            c.energy_threshold, c.stop_tol, c.min_inference_steps = saved
+        threshold = float(torch.quantile(energy.double(), float(quantile)))
+        self.config.energy_threshold = threshold
+        return threshold
 
     # ------------------------------------------------------------------------------------------ training
 
     def compute_loss(self, batch: Mapping[str, Tensor | np.ndarray]) -> tuple[Tensor, dict[str, float]]:
-        """Mean over K unrolled steps of MSE(a_i, a*) (+ ``dsm_weight`` · DSM); see the module docstring.
+        """MSE between the unrolled descent's chunk and the demonstration (+ ``dsm_weight`` · DSM); module docstring.
 
-        Terms: ``loss``, ``mse_first``, ``mse_last``, ``energy_first`` (at a₀), ``energy_last`` (at a_K),
-        ``alpha`` (mean α_i), ``grad_norm_a`` (mean ‖∇ₐE‖_F), ``n_steps`` (K), ``langevin_sigma``, and ``dsm``
-        when ``dsm_weight > 0``.
+        ``unroll="truncated"``: loss = MSE(a_K, a*), only step K−1 second-order. ``"full"``: the mean over the K
+        steps of MSE(a_i, a*), every step second-order.
+
+        Terms: ``loss``, ``mse`` (the MSE part), ``mse_first`` (after step 1), ``mse_last`` (after step K),
+        ``energy_first`` (at the noisy a₀), ``alpha`` (mean α_i), ``grad_norm_a`` (mean ‖∇ₐE‖_F), ``n_steps``
+        (K), ``step_rms_<i>`` (mean RMS over the chunk of the gradient step α_i·∇ₐE at unroll index i, normalised
+        units), and ``dsm`` when ``dsm_weight > 0``. In eval mode (or under ``torch.no_grad()``) K =
+        ``train_steps_max`` with no noise and no randomised step scale (validation losses).
         """
         c = self.config
         create_graph = torch.is_grad_enabled()
@@ -232,11 +338,7 @@ class EBTPolicy(Policy):
             weight = torch.ones_like(target)
         denom = weight.sum().clamp_min(1.0)
         b = target.shape[0]
-        if randomise:
-            k = int(torch.randint(c.train_steps_min, c.train_steps_max + 1, ()).item())
-            sigma = self.langevin_sigma()
-        else:
-            k, sigma = c.train_steps_max, 0.0
+        k = int(torch.randint(c.train_steps_min, c.train_steps_max + 1, ()).item()) if randomise else c.train_steps_max
 
         memory = self.backbone.encode(norm["obs"])  # (B, M, d); no graph under torch.no_grad()
         if c.mse_weight == 0:  # DSM alone: no unrolled descent
@@ -246,42 +348,50 @@ class EBTPolicy(Policy):
                 self.train_step += 1
             loss = c.dsm_weight * dsm
             return loss, {"loss": float(loss.detach()), "dsm": float(dsm.detach()), **extras}
+        truncated = c.unroll == "truncated"
         with torch.enable_grad():  # the descent needs ∇ₐE even under torch.no_grad()
             a = torch.randn_like(target)  # (B, Tp, Da)
             v = torch.zeros_like(a)
-            mses, alphas, gnorms = [], [], []
+            mses, alphas, gnorms, step_rms = [], [], [], []
             energy_first = None
-            for _ in range(k):
+            for i in range(k):
+                last = i == k - 1
+                graph = create_graph and (last or not truncated)  # second order on this step
+                if randomise:
+                    sigma = self.langevin_sigma(i, k)
+                    if sigma > 0:  # noise on the iterate before its energy is evaluated, never after the last step
+                        a = a + sigma * torch.randn_like(a)
                 look = a + c.momentum * v  # (B, Tp, Da)
+                if not graph:
+                    look = look.detach()
                 if not look.requires_grad:
-                    look = look.detach().requires_grad_(True)
-                energy, grad = self._energy_and_grad(memory, look, create_graph=create_graph)
-                if not create_graph:  # no_grad on entry: the loss carries no graph
-                    energy = energy.detach()
+                    look = look.requires_grad_(True)
+                energy, grad = self._energy_and_grad(memory if graph else memory.detach(), look, create_graph=graph)
+                if not graph:
+                    energy, grad = energy.detach(), grad.detach()
                 if energy_first is None:
                     energy_first = energy.detach()
                 alpha = self.step_size(energy)  # (B,)
                 if randomise:
                     low, high = c.step_scale_range
-                    alpha = alpha * torch.empty(b, device=a.device, dtype=a.dtype).uniform_(low, high)
-                v = c.momentum * v - alpha[:, None, None] * grad  # (B, Tp, Da)
+                    if high > low or low != 1.0:
+                        alpha = alpha * torch.empty(b, device=a.device, dtype=a.dtype).uniform_(low, high)
+                delta = alpha[:, None, None] * grad  # (B, Tp, Da)
+                v = c.momentum * v - delta
                 a = a + v
-                if randomise and sigma > 0:
-                    a = a + sigma * torch.randn_like(a)
+                if not graph:
+                    a, v = a.detach(), v.detach()
                 mses.append(((a - target).pow(2) * weight).sum() / denom)
                 alphas.append(alpha.detach().mean())
                 gnorms.append(grad.detach().flatten(1).norm(dim=1).mean())
-                if c.detach_between_steps:
-                    a, v = a.detach(), v.detach()
-            mse = torch.stack(mses).mean()
+                step_rms.append(delta.detach().flatten(1).pow(2).mean(1).sqrt().mean())
+            mse = mses[-1] if truncated else torch.stack(mses).mean()
             loss = c.mse_weight * mse
             terms: dict[str, float] = {}
             if c.dsm_weight > 0:
                 dsm, _ = self._dsm(memory, target, weight, denom, create_graph)
                 loss = loss + c.dsm_weight * dsm
                 terms["dsm"] = float(dsm.detach())
-        with torch.no_grad():
-            energy_last = self._energy(memory.detach(), a.detach())  # (B,)
         if randomise:
             self.train_step += 1
         terms = {
@@ -290,11 +400,10 @@ class EBTPolicy(Policy):
             "mse_first": float(mses[0].detach()),
             "mse_last": float(mses[-1].detach()),
             "energy_first": float(energy_first.mean()),
-            "energy_last": float(energy_last.mean()),
             "alpha": float(torch.stack(alphas).mean()),
             "grad_norm_a": float(torch.stack(gnorms).mean()),
             "n_steps": float(k),
-            "langevin_sigma": float(sigma),
+            **{f"step_rms_{i}": float(r) for i, r in enumerate(step_rms)},
             **terms,
         }
         return loss, terms
