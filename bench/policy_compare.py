@@ -85,7 +85,7 @@ from embodia.runtime.policy_eval import ObsWindow, evaluate_policy, mode_split
 from embodia.runtime.rollout import make_env
 from embodia.stats import wilson_interval
 from embodia.training.config import TrainConfig
-from embodia.training.trainer import Trainer, TrainingDivergedError, TrainResult
+from embodia.training.trainer import POLICY_NAME, Trainer, TrainingDivergedError, TrainResult
 from policy_compare_table import compute_checks, print_report
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -215,6 +215,10 @@ def latency(policy: Policy, obs: np.ndarray, repeats: int) -> dict[str, float]:
     }
 
 
+ROW_IDS = frozenset({"seed", "success"})
+"""Eval-row keys that are not metrics to average (success has its own figures)."""
+
+
 def _mean_of(rows: list[dict[str, Any]], key: str) -> float | None:
     values = [r[key] for r in rows if key in r]
     return round(float(np.mean(values)), 5) if values else None
@@ -235,6 +239,8 @@ def episode_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "nfe": _mean_of(rows, "nfe_mean"),
         "plan_ms": _mean_of(rows, "plan_ms_mean"),
     }
+    numeric = sorted({k for r in rows for k, v in r.items() if isinstance(v, int | float) and k not in ROW_IDS})
+    out["metric_means"] = {k: _mean_of(rows, k) for k in numeric}  # e.g. Pusher's object_goal_distance
     if all("collisions" in r for r in rows):
         out["collision_rate"] = round(float(np.mean([r["collisions"] > 0 for r in rows])), 4)
     if all("side" in r for r in rows):
@@ -596,6 +602,55 @@ def run_on_ray(jobs: list[Job], path: Path, workers: int) -> list[str]:
     return failed
 
 
+# ------------------------------------------------------------------------------------------------ side-by-side costs
+
+SIDE_BY_SIDE_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
+    "mlp": {"mlp": {}},
+    "diffusion": {"DDIM-10": {"inference": "ddim", "num_inference_steps": 10}},
+    "ebt": {"K=1": {"inference_steps": 1}, "K=2": {"inference_steps": 2}},
+    "ebt-dsm": {"K=2": {"inference_steps": 2}},
+}
+"""The variants whose batch-1 latency is measured side by side (fixed compute: weight-independent)."""
+SIDE_BY_SIDE_ROUNDS = 60
+"""Interleaved rounds: every variant is timed once per round, so load changes hit all of them alike."""
+
+
+def side_by_side_latency(data: dict[str, Any], envs: list[str]) -> dict[str, Any]:
+    """Median batch-1 ``predict_action`` ms of each env's trained seed-0 policies, timed interleaved in one process.
+
+    Each job's own latency column was measured in its own process at its own time (other jobs running or not);
+    the ratio checks use these figures instead. Policies are loaded from the runs' ``policy.pt`` (EMA weights).
+    """
+    out: dict[str, Any] = {}
+    for env in envs:
+        variants: dict[str, Policy] = {}
+        for name, labels in SIDE_BY_SIDE_VARIANTS.items():
+            record = data["jobs"].get(f"{env}/{name}/0")
+            path = RUNS_ROOT / "policy_compare" / env / name / "seed0" / POLICY_NAME
+            if record is None or not path.is_file():
+                continue
+            trained = Policy.load(path)
+            for label, overrides in labels.items():
+                variants[f"{name} {label}"] = variant_of(trained, overrides) if overrides else trained
+        if not variants:
+            continue
+        first = next(iter(variants.values()))
+        window = first_window(ENVS[env].env_id, EVAL_SEED0, first)
+        times: dict[str, list[float]] = {label: [] for label in variants}
+        with torch.no_grad():
+            for policy in variants.values():
+                for _ in range(LATENCY_WARMUPS):
+                    policy.predict_action({"obs": window})
+            for _ in range(SIDE_BY_SIDE_ROUNDS):
+                for label, policy in variants.items():
+                    t0 = time.perf_counter()
+                    policy.predict_action({"obs": window})
+                    times[label].append(1e3 * (time.perf_counter() - t0))
+        out[env] = {label: round(statistics.median(t), 3) for label, t in times.items()}
+        print(f"side-by-side latency {env}: " + ", ".join(f"{k} {v:.2f} ms" for k, v in out[env].items()))
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ command line
 
 
@@ -647,6 +702,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-jobs", type=int, default=None, help="run at most this many pending jobs this session")
     p.add_argument("--redo", action="store_true", help="rerun jobs already in the results file")
     p.add_argument("--quick", action="store_true", help="smoke run: 20 demos, marks 20 40, 4 episodes, 1 seed")
+    p.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="run no job; re-time every env's trained seed-0 policies side by side (the latency checks use it)",
+    )
     p.add_argument("--out", type=Path, default=None, help="results file (bench/results/policy_compare.json)")
     args = p.parse_args(argv)
     args.demos = parse_demos(args.demos)
@@ -673,6 +733,7 @@ def main(argv: list[str] | None = None) -> None:
     pending = [job for job in jobs if args.redo or not is_done(data, job)]
     print(f"{len(jobs)} jobs, {len(jobs) - len(pending)} already in {args.out} (--redo reruns them)")
     pending = pending[: args.max_jobs] if args.max_jobs is not None else pending
+    pending = [] if args.latency_only else pending
     for job in {j.cache_dir: j for j in pending}.values():
         ensure_demos(job.settings["env_id"], job.settings["demos"], Path(job.cache_dir))
     if pending:
@@ -681,6 +742,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         failed = []
     data = load_results(args.out)
+    envs = sorted({key.split("/")[0] for key in data["jobs"]} if args.latency_only else set(args.envs))
+    data.setdefault("latency_side_by_side", {}).update(side_by_side_latency(data, envs))
     data["checks"] = compute_checks(data)
     write_results(args.out, data)
     print_report(data)

@@ -49,6 +49,28 @@ def test_eval_writes_episodes_summary_and_tensorboard(checkpoint, tmp_path, caps
         np.testing.assert_array_equal(read_episode(a).actions, read_episode(b).actions)
 
 
+def test_eval_of_ebt_logs_the_energy_of_every_chunk(tmp_path):
+    """EBT's final chunk energy (its uncertainty signal) reaches the summary, the episode files and TensorBoard."""
+    collect("embodia/DetourReach-v0", 2, tmp_path / "demos", progress=False)
+    config = TrainConfig(steps=5, lr=1e-3, warmup_steps=2, batch_size=8)
+    kwargs = {"d_model": 32, "n_layers": 1, "n_heads": 2}
+    train_run(tmp_path / "demos", "ebt", tmp_path / "run", config, policy_kwargs=kwargs, progress=False)
+    out = tmp_path / "eval"
+    args = ["eval", "--checkpoint", str(tmp_path / "run" / "policy.pt"), "--env", "embodia/DetourReach-v0",
+            "--episodes", "2", "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    first = summary["per_episode"][0]
+    assert len(first["energies"]) == first["plans"] >= 1 and first["nfe_mean"] == 2.0
+    assert first["energy_mean"] == pytest.approx(np.mean(first["energies"]))
+    assert {"energy_mean", "energy_max", "nfe_mean"} <= set(summary["controller"])
+    acc = EventAccumulator(str(out / "tb"), size_guidance={"histograms": 0, "scalars": 0})
+    acc.Reload()
+    assert "eval/chunk_energy" in acc.Tags()["histograms"]
+    assert len(acc.Scalars("eval/chunk_energy_episode0")) == first["plans"]
+    assert "eval/controller/energy_mean" in acc.Tags()["scalars"]
+
+
 def test_eval_refuses_a_bad_checkpoint(tmp_path, capsys):
     bad = tmp_path / "policy.pt"
     bad.write_bytes(b"not a checkpoint")

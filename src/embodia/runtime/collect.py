@@ -101,6 +101,7 @@ def collect(
         "seed": seed,
         "env_kwargs": env_kwargs or {},
         "metrics": summarise_metrics([r.metrics for r in results], rate_keys=RATE_METRICS),
+        "controller": summarise_metrics([_controller_figures(r.extra) for r in results], rate_keys=()),
         "steps": steps,
         "wall_s": round(wall, 3),
         "steps_per_s": round(steps / wall, 1) if wall > 0 else None,
@@ -111,6 +112,15 @@ def collect(
     }
     write_json_atomic(out / "summary.json", summary)
     return summary
+
+
+CONTROLLER_FIGURES = ("act_ms_mean", "plan_ms_mean", "nfe_mean", "energy_mean", "energy_max")
+"""Per-episode controller figures summarised across episodes (latency, network evaluations, EBT's chunk energy)."""
+
+
+def _controller_figures(extra: dict[str, Any]) -> dict[str, float]:
+    """The numeric :data:`CONTROLLER_FIGURES` a controller reported for one episode (experts report none)."""
+    return {k: float(extra[k]) for k in CONTROLLER_FIGURES if isinstance(extra.get(k), int | float)}
 
 
 def _run_sequentially(

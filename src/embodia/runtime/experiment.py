@@ -167,6 +167,10 @@ def paired_difference(a: dict[str, Any], b: dict[str, Any], key: str) -> dict[st
 def log_eval(log_dir: Path, summary: dict[str, Any], label: str) -> None:
     """``eval/<metric>`` scalars (means) and a text table of means with 95 % CIs, in TensorBoard at ``log_dir``.
 
+    Also ``eval/controller/<figure>`` (mean latency, NFE, energy per episode) and, for energy-based policies,
+    ``eval/chunk_energy`` (a histogram of every chunk's final energy) and ``eval/chunk_energy_episode0`` (the
+    energy of each chunk of the first episode, by chunk index).
+
     Args:
         log_dir: The event directory (e.g. ``<eval out>/tb``).
         summary: A :func:`~embodia.runtime.collect.collect` summary.
@@ -179,5 +183,12 @@ def log_eval(log_dir: Path, summary: dict[str, Any], label: str) -> None:
         for key, m in summary["metrics"].items():
             writer.add_scalar(f"eval/{key}", m["mean"], 0)
             rows.append(f"| {key} | {m['mean']:.4g} | [{m['ci95'][0]:.4g}, {m['ci95'][1]:.4g}] | {m['n']} |")
+        for key, m in summary.get("controller", {}).items():  # latency, NFE, EBT's chunk energy
+            writer.add_scalar(f"eval/controller/{key}", m["mean"], 0)
+        energies = [e for episode in summary.get("per_episode", []) for e in episode.get("energies", [])]
+        if energies:  # energy-based policies: the final energy of every chunk, an uncertainty signal
+            writer.add_histogram("eval/chunk_energy", np.asarray(energies, dtype=np.float64), 0)
+            for i, energy in enumerate(summary["per_episode"][0].get("energies", [])):
+                writer.add_scalar("eval/chunk_energy_episode0", energy, i)
         header = f"{label} on {summary['env']}, {summary['episodes']} episodes\n\n"
         writer.add_text("eval/summary", header + "\n".join(rows), 0)
