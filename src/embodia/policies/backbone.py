@@ -264,20 +264,18 @@ class TransformerBackbone(nn.Module):
 
         ``"normal"``: N(0, 0.02), residual projections scaled down by depth. ``"xavier"``: Xavier-uniform.
         """
-        if self.config.init == "xavier":
-            for module in self.modules():
-                if isinstance(module, nn.Linear):
-                    nn.init.xavier_uniform_(module.weight)
-                    if module.bias is not None:
-                        nn.init.zeros_(module.bias)
-            nn.init.normal_(self.obs_pos, std=_INIT_STD)
-            return
+        xavier = self.config.init == "xavier"
         for module in self.modules():
             if isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, std=_INIT_STD)
+                if xavier:
+                    nn.init.xavier_uniform_(module.weight)
+                else:
+                    nn.init.normal_(module.weight, std=_INIT_STD)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
         nn.init.normal_(self.obs_pos, std=_INIT_STD)
+        if xavier:
+            return
         depth = self.config.n_layers + self.config.n_obs_layers
         for name, param in self.named_parameters():
             if name.endswith("proj.weight"):  # outputs of attention and FFN, added to the residual stream
