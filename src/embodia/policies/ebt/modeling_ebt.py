@@ -177,8 +177,8 @@ class EBTPolicy(Policy):
             a0: ``(B, Tp, Da)`` initial chunk.
             steps: Maximal steps (default ``inference_steps``).
             exact_energy: ``"energy"`` is the energy of the returned chunk (one more forward pass for the samples
-                whose chunk was not evaluated); False: the energy at each sample's last evaluation (the point its
-                last step started from, or the returned chunk where the energy rule stopped it), which costs
+                whose chunk was not evaluated); False: the energy at each sample's last evaluation (the look-ahead
+                point of its last step, or the returned chunk where the energy rule stopped it), which costs
                 nothing more (:meth:`predict_action`'s uncertainty signal).
 
         Returns:
