@@ -27,6 +27,11 @@ training learns one action per state, so the claim can hold where the demonstrat
 both sides from every start), which is where ``ebt-dsm`` (ours, denoising score matching) is measured. The checks
 at the end of the report state the claims as numbers.
 
+Pusher-v5 is torque control at 20 Hz: cloned from plain expert rollouts, every policy stayed at 0.00-0.06 success
+(compounding errors: the object ends ~0.2 m from the goal). Its demonstrations are therefore collected with DART
+noise injection (``collect(action_noise=0.3)``: the env executes the expert's action plus noise, the files record the
+expert's action), and its policies execute Ta = 4 of each chunk (``ENVS[...].policy_defaults``).
+
 Usage::
 
     python bench/policy_compare.py                          # everything (hours on a 2-core machine)
@@ -48,7 +53,7 @@ reruns them), so the same command can be repeated (with ``--max-jobs``) until ev
 every job in the file.
 
 Writes: ``bench/results/policy_compare.json`` (``--quick``: ``policy_compare_quick.json``; or ``--out``), the demo
-cache ``runs/policy_compare/demos/<env>_<n>/`` (``--cache-dir``; reused when present) and per-run TensorBoard
+cache ``runs/policy_compare/demos/<env>_<n>[_noise<s>]/`` (``--cache-dir``; reused when present) and per-run TensorBoard
 events and checkpoints under ``runs/policy_compare/<env>/<policy>/seed<k>/`` (``--quick``:
 ``runs/policy_compare_quick/``).
 """
@@ -100,13 +105,21 @@ class EnvSpec:
     demos: int
     policies: tuple[str, ...]
     mode_split: bool = False
+    action_noise: float = 0.0
+    """DART noise of the demonstrations (``collect(action_noise=...)``; 0: plain expert rollouts)."""
+    policy_defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Config overrides every policy gets on this env (under ``--policy-config``)."""
 
 
 ENVS: dict[str, EnvSpec] = {
     "sided": EnvSpec("embodia/DetourReach-Sided-v0", 200, ("mlp", "diffusion", "ebt")),
     "detour": EnvSpec("embodia/DetourReach-v0", 200, ("mlp", "diffusion", "ebt", "ebt-dsm"), mode_split=True),
     "pusht": EnvSpec("embodia/PushT-v0", 200, ("mlp", "diffusion", "ebt")),
-    "pusher": EnvSpec("Pusher-v5", 200, ("mlp", "diffusion", "ebt")),
+    # Torque control at 20 Hz: cloned from plain expert rollouts every policy stayed at 0.00-0.06 (MLP up to 32k
+    # steps, Ta 1-8); with DART demos (noise 0.3) MLP reached 0.54-0.64 at Ta 1-4 (README, Numbers).
+    "pusher": EnvSpec(
+        "Pusher-v5", 200, ("mlp", "diffusion", "ebt"), action_noise=0.3, policy_defaults={"n_action_steps": 4}
+    ),
 }
 POLICIES = ("mlp", "diffusion", "ebt", "ebt-dsm")
 EBT_POLICIES = ("ebt", "ebt-dsm")
@@ -319,6 +332,40 @@ def energy_thresholds(policy: Policy, windows: EpisodeWindows, seed: int) -> dic
     return out
 
 
+def _rank_correlation(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Spearman's rank correlation of two ``(N,)`` tensors (no ties expected: continuous values)."""
+    rx, ry = x.argsort().argsort().double(), y.argsort().argsort().double()
+    return float(torch.corrcoef(torch.stack([rx, ry]))[0, 1])
+
+
+def energy_error_correlation(policy: Policy, windows: EpisodeWindows, seed: int) -> dict[str, float]:
+    """Does the energy say where the chunk is wrong? Rank correlations on training windows with demo chunks.
+
+    ``energy_error_spearman``: energy of the chunk after one step vs its MSE to the demonstrated chunk (what the
+    energy rule needs: a high energy where the chunk is far off); ``energy_gain_spearman``: the same energy vs how
+    much a second step lowers that MSE (where a second step pays).
+    """
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(windows), size=min(UNCERTAINTY_WINDOWS, len(windows)), replace=False)
+    batch = windows.get_batch(idx)
+    with torch.no_grad():
+        norm = policy.normalize_batch({"obs": batch["obs"], "action": batch["action"]}, with_action=True)
+    target = norm["action"]  # (N, Tp, Da)
+    a0 = _noise(tuple(target.shape), torch.Generator().manual_seed(seed))
+    probe = variant_of(policy, {"stop_tol": 0.0, "energy_threshold": None})
+    with torch.no_grad():
+        one = probe.descend(norm["obs"], a0, steps=1)
+        two = probe.descend(norm["obs"], a0, steps=2)
+    err1 = (one["action"] - target).pow(2).mean(dim=(1, 2))  # (N,)
+    err2 = (two["action"] - target).pow(2).mean(dim=(1, 2))  # (N,)
+    return {
+        "energy_error_spearman": round(_rank_correlation(one["energy"], err1), 4),
+        "energy_gain_spearman": round(_rank_correlation(one["energy"], err1 - err2), 4),
+        "mse_k1": round(float(err1.mean()), 6),
+        "mse_k2": round(float(err2.mean()), 6),
+    }
+
+
 def energy_uncertainty(
     policy_k2: Policy, windows: EpisodeWindows, rows_k2: list[dict[str, Any]], seed: int
 ) -> dict[str, Any]:
@@ -330,6 +377,7 @@ def energy_uncertainty(
     off = norm + OFF_DATA_STD * _noise(tuple(norm.shape), generator)
     e_in = _descend_energy(policy_k2, norm, a0, steps=2)
     e_off = _descend_energy(policy_k2, off, a0, steps=2)
+    error_corr = energy_error_correlation(policy_k2, windows, seed + 2)
     ok = [r["energy_mean"] for r in rows_k2 if "energy_mean" in r and r.get("success", 0.0) > 0]
     failed = [r["energy_mean"] for r in rows_k2 if "energy_mean" in r and not r.get("success", 0.0) > 0]
     return {
@@ -338,6 +386,7 @@ def energy_uncertainty(
         "in_dist": round(float(e_in.mean()), 6),
         "off_data": round(float(e_off.mean()), 6),
         "frac_off_higher": round(float((e_off > e_in).float().mean()), 4),
+        **error_corr,
         "closed_loop_success": round(float(np.mean(ok)), 6) if ok else None,
         "closed_loop_failed": round(float(np.mean(failed)), 6) if failed else None,
         "failed_episodes": len(failed),
@@ -468,6 +517,39 @@ def run_job(job: Job) -> dict[str, Any]:
     }
 
 
+ADAPTIVE_PREFIX = "K<="
+"""Labels of the adaptive-compute variants (``variants_for``)."""
+
+
+def reevaluate_adaptive(job: Job, record: dict[str, Any]) -> dict[str, Any]:
+    """Redo a finished EBT job's last-mark adaptive rows and offline energy figures from its saved ``policy.pt``.
+
+    For a change to the stop rules (inference only): the thresholds are recalibrated, every ``K<=`` variant is
+    evaluated again on the same held-out seeds, and the offline energy figures are recomputed; the fixed-K rows,
+    the learning curve and the closed-loop energies of the K=2 episodes are kept. The record notes when.
+    """
+    torch.set_num_threads(1)
+    policy = Policy.load(Path(job.run_dir) / POLICY_NAME).eval().requires_grad_(False)
+    windows = load_windows(job)
+    window = first_window(job.settings["env_id"], EVAL_SEED0, policy)
+    entry = record["marks"][-1]
+    seeds = [EVAL_SEED0 + 2 * i for i in range(job.settings["eval_episodes"])]
+    thresholds = energy_thresholds(policy, windows, job.seed)
+    entry["energy_thresholds"] = thresholds
+    for label, overrides in variants_for(job.policy, True, job.settings["stop_tol"], thresholds).items():
+        if label.startswith(ADAPTIVE_PREFIX):
+            variant = variant_of(policy, overrides)
+            entry["variants"][label], _ = evaluate_variant(variant, job, seeds, window, job.settings["mode_split"])
+            tqdm.write(
+                f"[{job.key}] {label}: {entry['variants'][label]['success']:.2f} NFE {entry['variants'][label]['nfe']}"
+            )
+    closed_loop = {k: v for k, v in entry.get("energy_uncertainty", {}).items() if k.startswith(("closed", "failed"))}
+    k2 = variant_of(policy, variants_for(job.policy, False, 0.0, {})["K=2"])
+    entry["energy_uncertainty"] = {**energy_uncertainty(k2, windows, [], job.seed), **closed_loop}
+    record["reevaluated_adaptive"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    return record
+
+
 # ------------------------------------------------------------------------------------------------ results file
 
 
@@ -509,15 +591,16 @@ def is_done(data: dict[str, Any], job: Job) -> bool:
 # ------------------------------------------------------------------------------------------------ demos
 
 
-def ensure_demos(env_id: str, n: int, cache_dir: Path) -> None:
+def ensure_demos(env_id: str, n: int, cache_dir: Path, action_noise: float = 0.0) -> None:
     """Collect ``n`` expert demonstrations of ``env_id`` into ``cache_dir`` unless a complete set is there."""
     summary = cache_dir / "summary.json"
     if summary.exists():
         info = json.loads(summary.read_text())
-        if info.get("env") == env_id and info.get("episodes") == n:
+        if info.get("env") == env_id and info.get("episodes") == n and info.get("action_noise", 0.0) == action_noise:
             return
-    print(f"collecting {n} expert demonstrations of {env_id} into {cache_dir}")
-    collect(env_id, n, cache_dir, seed=0, overwrite=True, progress=True)
+    noise = f" (DART noise {action_noise})" if action_noise else ""
+    print(f"collecting {n} expert demonstrations of {env_id}{noise} into {cache_dir}")
+    collect(env_id, n, cache_dir, seed=0, overwrite=True, progress=True, action_noise=action_noise)
 
 
 # ------------------------------------------------------------------------------------------------ jobs
@@ -538,8 +621,10 @@ def job_settings(args: argparse.Namespace, env: str, policy: str) -> dict[str, A
         "latency_repeats": args.latency_repeats,
         "stop_tol": args.stop_tol,
         "mode_split": spec.mode_split,
-        "policy_config": args.policy_config.get(policy, {}),
+        "policy_config": {**spec.policy_defaults, **args.policy_config.get(policy, {})},
     }
+    if spec.action_noise:  # only where used: records made without it keep their settings
+        settings["action_noise"] = spec.action_noise
     return json.loads(json.dumps(settings))  # as it reads back from the file
 
 
@@ -551,13 +636,15 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
         for env in args.envs:
             for policy in args.policies or ENVS[env].policies:
                 cache = args.cache_dir or RUNS_ROOT / "policy_compare" / "demos"
+                noise = ENVS[env].action_noise
+                cache_name = f"{env}_{args.demos[env]}" + (f"_noise{noise}" if noise else "")
                 jobs.append(
                     Job(
                         env,
                         policy,
                         seed,
                         job_settings(args, env, policy),
-                        cache_dir=str((cache / f"{env}_{args.demos[env]}").resolve()),
+                        cache_dir=str((cache / cache_name).resolve()),
                         run_dir=str((runs / env / policy / f"seed{seed}").resolve()),
                         parallel=max(1, args.jobs),
                     )
@@ -707,6 +794,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="run no job; re-time every env's trained seed-0 policies side by side (the latency checks use it)",
     )
+    p.add_argument(
+        "--reeval-adaptive",
+        action="store_true",
+        help="train nothing; redo the finished EBT jobs' adaptive rows and energy figures from their policy.pt",
+    )
     p.add_argument("--out", type=Path, default=None, help="results file (bench/results/policy_compare.json)")
     args = p.parse_args(argv)
     args.demos = parse_demos(args.demos)
@@ -733,9 +825,17 @@ def main(argv: list[str] | None = None) -> None:
     pending = [job for job in jobs if args.redo or not is_done(data, job)]
     print(f"{len(jobs)} jobs, {len(jobs) - len(pending)} already in {args.out} (--redo reruns them)")
     pending = pending[: args.max_jobs] if args.max_jobs is not None else pending
-    pending = [] if args.latency_only else pending
+    pending = [] if args.latency_only or args.reeval_adaptive else pending
+    if args.reeval_adaptive:
+        for job in jobs:
+            record = data["jobs"].get(job.key)
+            saved = Path(job.run_dir) / POLICY_NAME
+            if job.policy in EBT_POLICIES and is_done(data, job) and saved.is_file():
+                save_job(args.out, reevaluate_adaptive(job, record))
     for job in {j.cache_dir: j for j in pending}.values():
-        ensure_demos(job.settings["env_id"], job.settings["demos"], Path(job.cache_dir))
+        ensure_demos(
+            job.settings["env_id"], job.settings["demos"], Path(job.cache_dir), job.settings.get("action_noise", 0.0)
+        )
     if pending:
         run = run_on_ray if args.jobs > 1 else None
         failed = run(pending, args.out, args.jobs) if run else run_in_process(pending, args.out)

@@ -51,6 +51,9 @@ class CollectCommand:
     """Output directory for episode_<i>.h5 files and summary.json."""
     seed: int = 0
     """Seed of the first episode."""
+    action_noise: float = 0.0
+    """DART noise injection: the env executes the expert's action plus N(0, s²) noise (s in half action ranges,
+    clipped) while the files record the expert's action as the label (0: none)."""
     rollout: Annotated[RolloutOptions, tyro.conf.OmitArgPrefixes] = field(default_factory=RolloutOptions)
 
 
@@ -171,7 +174,9 @@ def run_collect(cmd: CollectCommand) -> int:
     """Runs ``embodia collect``."""
     from embodia.runtime.collect import collect, format_summary
 
-    summary = collect(cmd.env, cmd.episodes, cmd.out, seed=cmd.seed, **cmd.rollout.collect_kwargs())
+    summary = collect(
+        cmd.env, cmd.episodes, cmd.out, seed=cmd.seed, action_noise=cmd.action_noise, **cmd.rollout.collect_kwargs()
+    )
     print(format_summary(summary))
     print(f"wrote {summary['episodes']} episodes and summary.json to {cmd.out}")
     return 0

@@ -14,7 +14,13 @@ import gymnasium as gym
 from tqdm import tqdm
 
 from embodia.data.episodes import episode_files
-from embodia.runtime.rollout import EpisodeResult, EpisodeSpec, RolloutWorker, write_json_atomic
+from embodia.runtime.rollout import (
+    EpisodeResult,
+    EpisodeSpec,
+    RolloutWorker,
+    check_action_noise,
+    write_json_atomic,
+)
 from embodia.stats import summarise_metrics
 
 RATE_METRICS = frozenset({"success", "tc", "sim_unstable"})
@@ -33,6 +39,7 @@ def collect(
     workers: int = 0,
     ray_address: str | None = None,
     controller_fn: Callable[[gym.Env], Any] | None = None,
+    action_noise: float = 0.0,
 ) -> dict[str, Any]:
     """Runs a controller (default: the env's expert) for ``episodes`` episodes and writes files and a summary.
 
@@ -51,6 +58,9 @@ def collect(
         ray_address: ``HOST:PORT`` of a running Ray cluster for the actors (default: a local instance).
         controller_fn: builds the controller from the env (picklable with ``workers``), e.g.
             ``functools.partial(policy_controller, checkpoint)``; None: the env's scripted expert.
+        action_noise: > 0: DART noise injection (the env executes the controller's action plus Gaussian noise of
+            this std in half action ranges; the files record the unperturbed action as the label); see
+            :class:`~embodia.runtime.rollout.RolloutWorker`. Recorded in the summary.
 
     Returns:
         The summary written to ``summary.json``:
@@ -71,6 +81,7 @@ def collect(
         raise ValueError(f"{out} already holds {len(existing)} episode files; pass --overwrite or another --out")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValueError(f"--workers must be an integer >= 0, got {workers!r}")
+    action_noise = check_action_noise(action_noise)
     if ray_address is not None and workers == 0:
         raise ValueError("--ray-address needs --workers N >= 1 (the actors run on the cluster)")
     start = time.perf_counter()
@@ -78,10 +89,16 @@ def collect(
         from embodia.runtime.ray_pool import RayRolloutPool
 
         worker: Any = RayRolloutPool(
-            env_id, env_kwargs, controller_fn, workers=workers, address=ray_address, progress=progress
+            env_id,
+            env_kwargs,
+            controller_fn,
+            action_noise=action_noise,
+            workers=workers,
+            address=ray_address,
+            progress=progress,
         )
     else:  # fails on a bad env id or kwargs before anything is touched
-        worker = RolloutWorker(env_id, env_kwargs, controller_fn)
+        worker = RolloutWorker(env_id, env_kwargs, controller_fn, action_noise)
     specs = [EpisodeSpec(i, seed + i) for i in range(episodes)]
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -100,6 +117,7 @@ def collect(
         "episodes": len(results),
         "seed": seed,
         "env_kwargs": env_kwargs or {},
+        "action_noise": action_noise,
         "metrics": summarise_metrics([r.metrics for r in results], rate_keys=RATE_METRICS),
         "controller": summarise_metrics([_controller_figures(r.extra) for r in results], rate_keys=()),
         "steps": steps,

@@ -84,14 +84,20 @@ def _make_actor_class() -> Any:
     class _RolloutActor:
         """A Ray actor around one :class:`RolloutWorker` (one thread for torch, one env)."""
 
-        def __init__(self, env_id: str, env_kwargs: dict[str, Any] | None, controller_fn: Callable | None) -> None:
+        def __init__(
+            self,
+            env_id: str,
+            env_kwargs: dict[str, Any] | None,
+            controller_fn: Callable | None,
+            action_noise: float = 0.0,
+        ) -> None:
             import torch
 
             import embodia  # noqa: F401  (registers the environments in this process)
             from embodia.runtime.rollout import RolloutWorker
 
             torch.set_num_threads(1)
-            self.worker = RolloutWorker(env_id, env_kwargs, controller_fn)
+            self.worker = RolloutWorker(env_id, env_kwargs, controller_fn, action_noise)
 
         def pid(self) -> int:
             return os.getpid()
@@ -124,6 +130,7 @@ class RayRolloutPool:
         env_kwargs: dict[str, Any] | None = None,
         controller_fn: Callable | None = None,
         *,
+        action_noise: float = 0.0,
         workers: int = 2,
         address: str | None = None,
         max_restarts: int = 8,
@@ -135,6 +142,7 @@ class RayRolloutPool:
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
         self.controller_fn = controller_fn
+        self.action_noise = action_noise
         self.max_restarts = max_restarts
         self.progress = progress
         self.restarts = 0
@@ -147,7 +155,7 @@ class RayRolloutPool:
             raise ValueError(f"cannot start rollout actors for {env_id}: {_cause(err)}") from None
 
     def _new_actor(self) -> Any:
-        return self._actor_class.remote(self.env_id, self.env_kwargs, self.controller_fn)
+        return self._actor_class.remote(self.env_id, self.env_kwargs, self.controller_fn, self.action_noise)
 
     def run(self, specs: Iterable[EpisodeSpec], out_dir: str | os.PathLike | None = None) -> list[EpisodeResult]:
         """Run every spec once (re-running those whose actor died) and return the results in spec order.

@@ -76,6 +76,18 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def check_action_noise(action_noise: float) -> float:
+    """``action_noise`` as a float, or a ``ValueError`` unless it is a finite number >= 0."""
+    if isinstance(action_noise, bool) or not isinstance(action_noise, int | float) or not 0 <= action_noise < np.inf:
+        raise ValueError(f"--action-noise must be a finite number >= 0, got {action_noise!r}")
+    return float(action_noise)
+
+
+def action_noise_rng(seed: int) -> np.random.Generator:
+    """The generator of episode ``seed``'s DART noise (its own stream: the env's and expert's draws are untouched)."""
+    return np.random.default_rng([seed, 0xDA27])
+
+
 class RolloutWorker:
     """Runs episodes of ``env_id`` with a controller and writes one episode file each.
 
@@ -83,6 +95,11 @@ class RolloutWorker:
         env_id: a registered Gymnasium id.
         env_kwargs: keyword arguments for ``gymnasium.make``.
         controller_fn: builds the controller from the env; default: the env's scripted expert.
+        action_noise: > 0: noise injection while collecting demonstrations (DART, Laskey et al. 2017). The env
+            executes ``clip(a + action_noise·(high − low)/2·ε)``, ε ~ N(0, I) drawn from the episode's seed, while
+            the episode file records the controller's own action ``a`` as the label; the states and observations
+            are those the perturbed actions led to. A policy cloned from such episodes has seen the expert recover
+            from its own kind of errors. Needs a bounded ``Box`` action space.
     """
 
     def __init__(
@@ -90,10 +107,18 @@ class RolloutWorker:
         env_id: str,
         env_kwargs: dict[str, Any] | None = None,
         controller_fn: Callable[[gym.Env], Expert] | None = None,
+        action_noise: float = 0.0,
     ) -> None:
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
+        self.action_noise = check_action_noise(action_noise)
         self.env = make_env(env_id, self.env_kwargs)
+        space = self.env.action_space
+        if self.action_noise > 0 and not (
+            isinstance(space, gym.spaces.Box) and bool(np.all(np.isfinite(space.low) & np.isfinite(space.high)))
+        ):
+            self.env.close()
+            raise ValueError(f"--action-noise needs a bounded Box action space; {env_id} has {space}")
         self.controller = (controller_fn or make_expert)(self.env)
         self._reward_terms = tuple(
             getattr(self.env, "REWARD_TERMS", ()) or getattr(self.env.unwrapped, "REWARD_TERMS", ())
@@ -107,6 +132,8 @@ class RolloutWorker:
         """Runs one episode; writes ``out_dir/episode_<index>.h5`` when ``out_dir`` is given."""
         env, unwrapped = self.env, self.env.unwrapped
         recorder = EpisodeRecorder(record_infos=self._record_infos)
+        noise_rng = action_noise_rng(spec.seed)
+        half_range = (env.action_space.high - env.action_space.low) / 2 if self.action_noise > 0 else None
         obs, _ = env.reset(seed=spec.seed)
         env.action_space.seed(spec.seed)
         self.controller.reset(spec.seed)
@@ -118,7 +145,11 @@ class RolloutWorker:
         done = False
         while not done:
             action = np.asarray(self.controller.act(obs), dtype=np.float32)
-            obs, reward, terminated, truncated, info = env.step(action)
+            executed = action
+            if half_range is not None:  # DART: execute a perturbed action, record the controller's as the label
+                noise = self.action_noise * half_range * noise_rng.standard_normal(action.shape)
+                executed = np.clip(action + noise, env.action_space.low, env.action_space.high).astype(np.float32)
+            obs, reward, terminated, truncated, info = env.step(executed)
             state = source.get_mj_state() if self._has_state else None
             recorder.add(action, obs, reward, terminated, truncated, info, state)
             total_reward += float(reward)
@@ -129,6 +160,8 @@ class RolloutWorker:
         metrics = {k: float(v) for k, v in (metrics or {}).items()}
         metrics.setdefault("return", total_reward)
         extra = _json_safe({**self.controller.info(), "sim_unstable": bool(info.get("sim_unstable", False))})
+        if self.action_noise > 0:
+            extra["action_noise"] = self.action_noise
         snapshot = getattr(self.controller, "memory_snapshot", None)  # agents with memory: what it held at the end
         episode = recorder.finish(
             env_id=self.env_id,

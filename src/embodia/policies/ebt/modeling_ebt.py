@@ -166,9 +166,10 @@ class EBTPolicy(Policy):
 
         Every sample takes at least ``min_inference_steps`` steps and at most ``steps``. After that:
 
-        * ``energy_threshold``: the forward pass of the next step (at the look-ahead ``ã = a + μv``) comes first;
-          a sample whose energy there is below the threshold stops and returns ``ã`` without the backward pass
-          (the check costs no extra forward; its ``energy_evals`` counts it);
+        * ``energy_threshold``: before each further step a forward-only pass reads the energy of the current chunk
+          ``a``; a sample whose energy is below the threshold stops there and returns ``a`` (every check counts one
+          ``energy_evals``). The chunk itself is read, not the next step's look-ahead ``ã = a + μv``: ``ã``
+          overshoots ``a`` by μ·v, and stopping there returned a worse chunk than stopping one step earlier;
         * ``stop_tol``: a sample stops once its last step ``α_i ∇ₐE`` moved the chunk by less than ``stop_tol``
           (RMS over the chunk's entries).
 
@@ -178,13 +179,13 @@ class EBTPolicy(Policy):
             steps: Maximal steps (default ``inference_steps``).
             exact_energy: ``"energy"`` is the energy of the returned chunk (one more forward pass for the samples
                 whose chunk was not evaluated); False: the energy at each sample's last evaluation (the look-ahead
-                point of its last step, or the returned chunk where the energy rule stopped it), which costs
-                nothing more (:meth:`predict_action`'s uncertainty signal).
+                point of its last step, or the returned chunk where the energy rule read it), which costs nothing
+                more (:meth:`predict_action`'s uncertainty signal).
 
         Returns:
             ``{"action": (B, Tp, Da), "energy": (B,) (see ``exact_energy``), "energy_first": (B,) at a0,
             "nfe": (B,) long gradient evaluations (forward + input-gradient backward), "energy_evals": (B,) long
-            forward-only evaluations that stopped a sample, "step_rms": (steps, B) RMS of each step taken (0
+            forward-only evaluations of the energy rule, "step_rms": (steps, B) RMS of each step taken (0
             where none)}``, all detached.
         """
         c = self.config
@@ -203,30 +204,26 @@ class EBTPolicy(Policy):
         idx = torch.arange(batch, device=a.device)  # (b,) samples still descending
         scales = self.step_scales(steps)
         for step in range(steps):
-            may_stop = step >= c.min_inference_steps
+            if step >= c.min_inference_steps and c.energy_threshold is not None:
+                with torch.no_grad():
+                    checked = self._energy(memory[idx], a[idx])  # (b,) energy of the current chunk
+                energy_evals[idx] += 1
+                last_seen[idx] = checked
+                low = checked < c.energy_threshold  # (b,) confident: stop with this chunk
+                final[idx[low]] = checked[low]
+                idx = idx[~low]
+                if idx.numel() == 0:
+                    break
             look = (a[idx] + c.momentum * v[idx]).detach().requires_grad_(True)  # (b, Tp, Da)
             with torch.enable_grad():
                 energy = self._energy(memory[idx], look)  # (b,)
+                (grad,) = torch.autograd.grad(energy.sum(), look)  # (b, Tp, Da); per-sample sums
+            energy = energy.detach()
             if step == 0:
-                energy_first = energy.detach()  # look == a0 at step 0, every sample active
-            go = None  # (b,) bool: samples that take this step, None = all
-            if may_stop and c.energy_threshold is not None:
-                low = energy.detach() < c.energy_threshold  # (b,) confident: stop at the look-ahead point
-                if bool(low.any()):
-                    done = idx[low]
-                    a[done], final[done] = look.detach()[low], energy.detach()[low]
-                    energy_evals[done] += 1
-                    go = ~low
-                    idx = idx[go]
-                    if idx.numel() == 0:
-                        break
-            with torch.enable_grad():
-                energy_go = energy if go is None else energy[go]  # (b',)
-                (grad,) = torch.autograd.grad(energy_go.sum(), look)  # (b, Tp, Da); per-sample sums
-            grad = grad if go is None else grad[go]  # (b', Tp, Da)
+                energy_first = energy  # look == a0 at step 0, every sample active
             nfe[idx] += 1
-            last_seen[idx] = energy_go.detach()
-            delta = (scales[step] * self.step_size(energy_go.detach()))[:, None, None] * grad  # (b, Tp, Da)
+            last_seen[idx] = energy
+            delta = (scales[step] * self.step_size(energy))[:, None, None] * grad  # (b, Tp, Da)
             v_new = c.momentum * v[idx] - delta  # (b, Tp, Da)
             v[idx], a[idx] = v_new, a[idx] + v_new
             rms = delta.flatten(1).pow(2).mean(1).sqrt()  # (b,) RMS of the gradient step over the chunk
@@ -278,7 +275,7 @@ class EBTPolicy(Policy):
     def calibrate_energy_threshold(self, obs: Tensor | np.ndarray, quantile: float, steps: int = 1) -> float:
         """Set ``energy_threshold`` to a quantile of the energies the rule reads after ``steps`` steps on ``obs``.
 
-        Those are the energies at the look-ahead point of step ``steps``. With ``quantile=q`` about a fraction
+        Those are the energies of the chunks after ``steps`` descent steps. With ``quantile=q`` about a fraction
         ``q`` of in-distribution chunks stop after ``steps`` gradient evaluations (for ``min_inference_steps ==
         steps``); chunks with higher energy, where the model is less sure, go on.
 
@@ -302,13 +299,12 @@ class EBTPolicy(Policy):
         shape = (norm.shape[0], self.config.horizon, self.config.action_dim)
         a0 = torch.randn(shape, generator=self.generator, device=norm.device, dtype=norm.dtype)  # (N, Tp, Da)
         c = self.config
-        saved = c.energy_threshold, c.stop_tol, c.min_inference_steps
-        # Every sample stops at the rule's check after ``steps`` steps: its energy there is what the rule reads.
-        c.energy_threshold, c.stop_tol, c.min_inference_steps = math.inf, 0.0, steps
+        saved = c.energy_threshold, c.stop_tol
+        c.energy_threshold, c.stop_tol = None, 0.0  # exactly ``steps`` steps; the energy of the chunk they reach
         try:
-            energy = self.descend(norm, a0, steps=steps + 1)["energy"]  # (N,)
+            energy = self.descend(norm, a0, steps=steps, exact_energy=True)["energy"]  # (N,)
         finally:
-            c.energy_threshold, c.stop_tol, c.min_inference_steps = saved
+            c.energy_threshold, c.stop_tol = saved
         threshold = float(torch.quantile(energy.double(), float(quantile)))
         self.config.energy_threshold = threshold
         return threshold
