@@ -697,9 +697,13 @@ SIDE_BY_SIDE_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "ebt": {"K=1": {"inference_steps": 1}, "K=2": {"inference_steps": 2}},
     "ebt-dsm": {"K=2": {"inference_steps": 2}},
 }
-"""The variants whose batch-1 latency is measured side by side (fixed compute: weight-independent)."""
-SIDE_BY_SIDE_ROUNDS = 60
-"""Interleaved rounds: every variant is timed once per round, so load changes hit all of them alike."""
+"""The fixed-compute variants whose batch-1 latency is measured side by side."""
+SIDE_BY_SIDE_ADAPTIVE = tuple(f"q{q}" for q in ENERGY_QUANTILES)
+"""Energy-rule variants (``K<=2 E<qNN``, thresholds from the seed-0 record) timed alongside: their cost depends
+on the chunk, so the rounds cycle through several start windows."""
+SIDE_BY_SIDE_ROUNDS, SIDE_BY_SIDE_WINDOWS = 64, 8
+"""Interleaved rounds: every variant is timed once per round (so load changes hit all of them alike), round r on
+the first observation window of held-out start r mod SIDE_BY_SIDE_WINDOWS."""
 
 
 def side_by_side_latency(data: dict[str, Any], envs: list[str]) -> dict[str, Any]:
@@ -719,17 +723,25 @@ def side_by_side_latency(data: dict[str, Any], envs: list[str]) -> dict[str, Any
             trained = Policy.load(path)
             for label, overrides in labels.items():
                 variants[f"{name} {label}"] = variant_of(trained, overrides) if overrides else trained
+            thresholds = (record["marks"][-1].get("energy_thresholds") or {}) if record["marks"] else {}
+            for q in SIDE_BY_SIDE_ADAPTIVE:
+                if q in thresholds:
+                    overrides = {"inference_steps": 2, "stop_tol": 0.0, "energy_threshold": thresholds[q]}
+                    variants[f"{name} K<=2 E<{q}"] = variant_of(trained, overrides)
         if not variants:
             continue
         first = next(iter(variants.values()))
-        window = first_window(ENVS[env].env_id, EVAL_SEED0, first)
+        windows = [first_window(ENVS[env].env_id, EVAL_SEED0 + 2 * i, first) for i in range(SIDE_BY_SIDE_WINDOWS)]
         times: dict[str, list[float]] = {label: [] for label in variants}
         with torch.no_grad():
             for policy in variants.values():
                 for _ in range(LATENCY_WARMUPS):
-                    policy.predict_action({"obs": window})
-            for _ in range(SIDE_BY_SIDE_ROUNDS):
+                    policy.predict_action({"obs": windows[0]})
+            for r in range(SIDE_BY_SIDE_ROUNDS):
+                window = windows[r % SIDE_BY_SIDE_WINDOWS]
                 for label, policy in variants.items():
+                    if hasattr(policy, "generator"):  # the same noise draw for every variant in a round
+                        policy.generator = torch.Generator().manual_seed(r)
                     t0 = time.perf_counter()
                     policy.predict_action({"obs": window})
                     times[label].append(1e3 * (time.perf_counter() - t0))

@@ -296,21 +296,42 @@ def check_train_speed(g: dict, env: str) -> dict[str, Any]:
     return _check("c", env, what, f"{ebt:.1f} / {dp:.1f} it/s = {ebt / dp:.2f}", ebt >= IT_S_RATIO * dp)
 
 
-def check_adaptive(g: dict, env: str, policy: str) -> dict[str, Any]:
-    """(d) some adaptive row (``K<=...``) reaches K=2's success (within 0.02) with mean NFE < 2."""
+def check_adaptive(
+    g: dict, env: str, policy: str, side_by_side: dict[str, dict[str, float]] | None = None
+) -> dict[str, Any]:
+    """(d) some adaptive row (``K<=...``) reaches K=2's success (within 0.02) with fewer evaluations per chunk.
+
+    Fewer evaluations: mean NFE (gradient evaluations, forward + backward) < 2 and, because the energy rule adds a
+    forward-only check per chunk and step, a lower ms per chunk than K=2 where both were timed side by side
+    (batch 1; the per-job timings are shown otherwise but not required: jobs ran under different loads).
+    """
     records = g.get((env, policy), [])
-    what = f"{policy} adaptive: success >= K=2 - {ADAPTIVE_MARGIN}, NFE < 2"
+    what = f"{policy} adaptive: success >= K=2 - {ADAPTIVE_MARGIN}, NFE < 2, ms < K=2"
     k2 = _last_mean(g, env, policy, "K=2", "success")
     finals = [e for e in map(final_entry, records) if e is not None]
     labels = [lab for lab in (finals[0]["variants"] if finals else {}) if lab.startswith("K<=")]
     if k2 is None or not labels:
         return _check("d", env, what, "missing", None)
-    figures = [
-        (lab, _last_mean(g, env, policy, lab, "success"), _last_mean(g, env, policy, lab, "nfe")) for lab in labels
+    timed = (side_by_side or {}).get(env, {})
+    k2_timed = timed.get(f"{policy} K=2")
+
+    def figures(label: str) -> tuple[str, float, float, float | None, bool]:
+        success, nfe = _last_mean(g, env, policy, label, "success"), _last_mean(g, env, policy, label, "nfe")
+        ms = timed.get(f"{policy} {label}") if k2_timed is not None else None
+        side = ms is not None
+        ms = ms if side else _last_mean(g, env, policy, label, "latency_ms")
+        return label, success, nfe, ms, side
+
+    rows = [figures(label) for label in labels]
+    passing = [
+        r
+        for r in rows
+        if r[1] >= k2 - ADAPTIVE_MARGIN and r[2] is not None and r[2] < 2 and (not r[4] or r[3] < k2_timed)
     ]
-    passing = [f for f in figures if f[1] >= k2 - ADAPTIVE_MARGIN and f[2] is not None and f[2] < 2]
-    best = min(passing, key=lambda f: f[2]) if passing else max(figures, key=lambda f: f[1])
-    value = f"{best[0]}: {best[1]:.3f} NFE {best[2]:.2f} (K=2 {k2:.3f})"
+    best = min(passing, key=lambda r: r[2]) if passing else max(rows, key=lambda r: (r[1], -r[2]))
+    k2_ms = k2_timed if best[4] else _last_mean(g, env, policy, "K=2", "latency_ms")
+    how = "side by side" if best[4] else "per job"
+    value = f"{best[0]}: {best[1]:.3f} NFE {best[2]:.2f} {best[3]:.1f} ms (K=2 {k2:.3f}, {k2_ms:.1f} ms; {how})"
     return _check("d", env, what, value, bool(passing))
 
 
@@ -338,7 +359,8 @@ def compute_checks(data: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     out = [fn(g, env) for fn, env_list in per_env for env in env_list]
     out += [check_latency(g, env, data.get("latency_side_by_side")) for env in envs]
-    out += [check_adaptive(g, env, p) for env in envs for p in EBT_POLICIES if (env, p) in g]
+    side_by_side = data.get("latency_side_by_side")
+    out += [check_adaptive(g, env, p, side_by_side) for env in envs for p in EBT_POLICIES if (env, p) in g]
     out.append(check_dsm_modes(g))
     return out
 

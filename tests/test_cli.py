@@ -92,6 +92,18 @@ def test_collect_manipulation(tmp_path, env_id):
     assert episode.mj_state is not None and episode.mj_state.shape[0] == episode.num_steps + 1
 
 
+def test_collect_with_action_noise(tmp_path):
+    out = tmp_path / "dart"
+    proc = embodia(
+        "collect", "--env", "Pusher-v5", "--episodes", "1", "--action-noise", "0.3", "--out", str(out), "--no-progress"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "summary.json").read_text())["action_noise"] == 0.3
+    proc = embodia("collect", "--env", "Pusher-v5", "--action-noise", "-1", "--out", str(tmp_path / "x"))
+    assert proc.returncode != 0 and "--action-noise must be a finite number >= 0" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_bad_flag_type_is_reported_without_traceback(tmp_path):
     proc = embodia("collect", "--episodes", "many")
     assert proc.returncode == 2
