@@ -116,7 +116,7 @@ ENVS: dict[str, EnvSpec] = {
     "detour": EnvSpec("embodia/DetourReach-v0", 200, ("mlp", "diffusion", "ebt", "ebt-dsm"), mode_split=True),
     "pusht": EnvSpec("embodia/PushT-v0", 200, ("mlp", "diffusion", "ebt")),
     # Torque control at 20 Hz: cloned from plain expert rollouts every policy stayed at 0.00-0.06 (MLP up to 32k
-    # steps, Ta 1-8); with DART demos (noise 0.3) MLP reached 0.54-0.64 at Ta 1-4 (README, Numbers).
+    # steps, Ta 1-8); with DART demos (noise 0.3) MLP reached 0.54-0.64 at Ta 1-4 after 16k steps (one seed).
     "pusher": EnvSpec(
         "Pusher-v5", 200, ("mlp", "diffusion", "ebt"), action_noise=0.3, policy_defaults={"n_action_steps": 4}
     ),

@@ -14,14 +14,9 @@ import gymnasium as gym
 from tqdm import tqdm
 
 from embodia.data.episodes import episode_files
-from embodia.runtime.rollout import (
-    EpisodeResult,
-    EpisodeSpec,
-    RolloutWorker,
-    check_action_noise,
-    write_json_atomic,
-)
+from embodia.runtime.rollout import EpisodeResult, EpisodeSpec, RolloutWorker, write_json_atomic
 from embodia.stats import summarise_metrics
+from embodia.validation import check_number
 
 RATE_METRICS = frozenset({"success", "tc", "sim_unstable"})
 """Metrics that are rates (0/1 per episode): summarised with Wilson intervals, the rest with t-intervals."""
@@ -81,7 +76,8 @@ def collect(
         raise ValueError(f"{out} already holds {len(existing)} episode files; pass --overwrite or another --out")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValueError(f"--workers must be an integer >= 0, got {workers!r}")
-    action_noise = check_action_noise(action_noise)
+    check_number("--action-noise", action_noise, strict=False)
+    action_noise = float(action_noise)
     if ray_address is not None and workers == 0:
         raise ValueError("--ray-address needs --workers N >= 1 (the actors run on the cluster)")
     start = time.perf_counter()

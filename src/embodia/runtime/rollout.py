@@ -22,6 +22,7 @@ from embodia.data.episodes import EpisodeRecorder, write_episode
 from embodia.envs.adapters import adapt
 from embodia.envs.experts import Expert, make_expert
 from embodia.envs.mujoco_base import MjSpecEnv
+from embodia.validation import check_number
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,6 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def check_action_noise(action_noise: float) -> float:
-    """``action_noise`` as a float, or a ``ValueError`` unless it is a finite number >= 0."""
-    if isinstance(action_noise, bool) or not isinstance(action_noise, int | float) or not 0 <= action_noise < np.inf:
-        raise ValueError(f"--action-noise must be a finite number >= 0, got {action_noise!r}")
-    return float(action_noise)
-
-
 def action_noise_rng(seed: int) -> np.random.Generator:
     """The generator of episode ``seed``'s DART noise (its own stream: the env's and expert's draws are untouched)."""
     return np.random.default_rng([seed, 0xDA27])
@@ -111,7 +105,8 @@ class RolloutWorker:
     ) -> None:
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
-        self.action_noise = check_action_noise(action_noise)
+        check_number("--action-noise", action_noise, strict=False)
+        self.action_noise = float(action_noise)
         self.env = make_env(env_id, self.env_kwargs)
         space = self.env.action_space
         if self.action_noise > 0 and not (
