@@ -181,3 +181,89 @@ def test_points_outside_the_extent_are_clipped_and_counted():
     # Default: 16 levels of 1 m leaves, a 65 km cube centred on the first point.
     memory.update(np.ones(D), np.zeros(3), points=np.array([[0.0, 0.0, 0.0], [1e6, 0.0, 0.0]]))
     assert memory.stats()["points_clipped"] == 1.0
+
+
+# ---------------------------------------------------------------------- locate: the cascade keyed by a class
+def street_walk(memory: Mem4NavMemory, steps: int, landmarks: dict[int, tuple[np.ndarray, int]], seed: int = 0):
+    """A walk along x (1 m a step) seeing only unlabelled points, except landmark ``class -> (position, step)``
+    seen (points and a detection) at its step and the two after it."""
+    rng = np.random.default_rng(seed)
+    for t in range(steps):
+        position = np.array([t * 1.0, 0.0, 0.0])
+        points = position + rng.uniform(-3, 3, size=(20, 3))
+        classes = np.zeros(20, dtype=np.int64)
+        det_classes, det_positions = [], []
+        for class_id, (where, at) in landmarks.items():
+            if at <= t < at + 3:
+                points = np.concatenate([points, where + rng.normal(0, 0.2, size=(10, 3))])
+                classes = np.concatenate([classes, np.full(10, class_id)])
+                det_classes.append(class_id)
+                det_positions.append(where)
+        detections = (np.array(det_classes, dtype=np.int64), np.array(det_positions).reshape(-1, 3))
+        memory.update(rng.normal(size=D), position, points, classes, detections)
+
+
+def test_locate_finds_a_landmark_written_long_ago_and_nothing_for_a_class_never_seen():
+    memory = make_memory()
+    tower = np.array([5.0, 5.5, 1.0])
+    street_walk(memory, 200, {7: (tower, 5)})  # seen at steps 5-7, then 190 steps of other views
+    found = memory.locate(7)
+    assert found, "the landmark seen 190 steps ago was not found"
+    best = found[0]
+    assert np.linalg.norm(best.position[:2] - tower[:2]) < 1.0
+    assert best.support == pytest.approx(best.stm_support + best.leaf_support) and best.leaf_support > 0
+    assert best.passed  # 5.5 m beside the path the graph recorded
+    assert memory.locate(3) == []  # never seen
+    memory.reset()
+    assert memory.locate(7) == []
+
+
+def test_locate_tells_passed_landmarks_from_look_alikes_seen_from_afar():
+    memory = make_memory()
+    near, far = np.array([20.0, 5.0, 1.0]), np.array([40.0, 30.0, 1.0])
+    street_walk(memory, 60, {4: (near, 18), 9: (far, 38)})
+    far_found = memory.locate(9)
+    assert len(far_found) == 1 and not far_found[0].passed
+    assert memory.locate(4)[0].passed
+    streets = (np.array([[40.0, 25.0]]), np.array([[40.0, 35.0]]))  # a street the caller knows runs past it
+    assert memory.locate(9, streets=streets)[0].passed
+
+
+@pytest.mark.parametrize(
+    ("switches", "stm", "leaves"),
+    [({}, True, True), ({"use_ltm": False}, True, False), ({"use_stm": False}, False, True),
+     ({"use_octree": False}, True, False)],
+)  # fmt: skip
+def test_locate_reads_only_the_parts_the_ablation_keeps(switches, stm, leaves):
+    memory = make_memory(**switches)
+    street_walk(memory, 30, {7: (np.array([10.0, 5.0, 1.0]), 8)})
+    found = memory.locate(7)
+    assert len(found) == 1
+    assert (found[0].stm_support > 0) == stm and (found[0].leaf_support > 0) == leaves
+
+
+def test_plan_path_and_streets_come_from_the_topology_graph():
+    memory = make_memory()
+    street_walk(memory, 40, {})
+    starts, ends = memory.driven_streets()
+    assert len(starts) == len(ends) >= 3
+    path = memory.plan_path(np.array([0.0, 0.0]))
+    assert len(path) >= 2 and path[0] == memory.graph.current
+    assert np.linalg.norm(memory.node_positions(path)[-1]) < 5.0  # ends at the node nearest the start
+    graphless = make_memory(use_graph=False)
+    street_walk(graphless, 10, {})
+    assert graphless.driven_streets() is None and graphless.plan_path(np.zeros(2)) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"class_id": 0}, "class_id must be an integer in"), ({"class_id": 17}, "class_id must be an integer in"),
+     ({"class_id": 2.0}, "class_id must be an integer in"), ({"class_id": True}, "class_id must be an integer in"),
+     ({"class_id": 3, "cluster_radius": 0.0}, "cluster_radius must be"),
+     ({"class_id": 3, "pass_distance": float("nan")}, "pass_distance must be")],
+)  # fmt: skip
+def test_locate_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_memory().locate(**kwargs)
+    with pytest.raises(ValueError, match="goal must have shape"):
+        make_memory().plan_path(np.zeros(3))

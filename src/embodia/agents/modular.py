@@ -2,20 +2,11 @@
 
 Every step the agent perceives (:mod:`embodia.agents.perception`) and writes the step into a
 :class:`~embodia.memory.mem4nav.Mem4NavMemory`: points and classes into the octree, a fixed descriptor of the view
-(:func:`ray_descriptor`) and the position into the topology graph, landmark detections into the STM. It also notes
-junction centres: where the range readings to both sides (and ahead) open up, the cross street's centre line lies
-midway between the building corners that bound the opening. When it acts it decides:
-
-1. The goal is the instruction's last landmark (:func:`~embodia.agents.tokenizer.goal_landmark_class`).
-2. Its position comes from memory: octree leaves whose class histogram holds the goal class and STM entries of
-   that class, grouped into one cluster per object; among the objects beside the streets the agent has driven
-   ("the landmark you passed", not a look-alike seen from afar), the one with the most support wins; the agent
-   then keeps to that object for the rest of the instruction.
-3. Its street anchor, where "at the landmark" is: for a corner landmark (one near a junction centre) the junction,
-   for a mid-block one the nearest point of the streets driven (the graph's edges, routed through the junctions).
-4. A Dijkstra path on the topology graph from the current node to the node nearest the anchor gives waypoints along
-   streets the agent has driven; pure pursuit follows them and then the anchor, and the agent stops within
-   ``stop_distance`` of it.
+(:func:`ray_descriptor`) and the position into the topology graph, landmark detections into the STM. When it acts,
+the goal is the instruction's last landmark (:func:`~embodia.agents.tokenizer.goal_landmark_class`); the street
+planner (:mod:`embodia.agents.planner`, shared with the learned agent) locates it in memory, picks its street
+anchor and plans a graph path there; pure pursuit follows the path and then the anchor, and the agent stops within
+``stop_distance`` of it.
 
 Ablations (:mod:`embodia.agents.ablation`): without the graph the agent pursues the anchor directly (it may bump
 into buildings) and, knowing no streets, takes as a mid-block anchor the point abeam of the landmark on its
@@ -31,7 +22,6 @@ a street's centre line).
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 import time
 from collections.abc import Mapping
@@ -43,6 +33,7 @@ import numpy as np
 
 from embodia.agents.ablation import check_memory_mode, memory_config
 from embodia.agents.perception import Percept, RayGeometry, RayPerception
+from embodia.agents.planner import PlannerConfig, StreetPlanner, wrap_angle
 from embodia.agents.tokenizer import goal_landmark_class
 from embodia.envs.nav.city import NUM_LANDMARK_CLASSES
 
@@ -51,15 +42,16 @@ __all__ = ["ModularAgent", "ModularAgentConfig", "ray_descriptor"]
 _NUM_CLASSES = NUM_LANDMARK_CLASSES + 1  # semantic ids 0 (none) .. 16
 _SEMANTIC_WEIGHT = 4.0  # scale of the class histogram against the depth profile in the descriptor
 _BIAS_FEATURE = 0.1  # a constant feature keeps the descriptor nonzero for an all-open view
-_SIDE_DEG = 11.0  # half-width of the ray windows to the sides and ahead
-_STEADY_DEG = 2.0  # junction sightings need the heading to change less than this per step
 _TURNED_DEG = 20.0  # the turn-around after "go back" ends within this of the opposite heading
 _STOP = np.array([0.0, 0.0, 1.0], dtype=np.float32)
 
 
 @dataclass
-class ModularAgentConfig:
-    """Settings of :class:`ModularAgent` (distances in metres, angles in degrees)."""
+class ModularAgentConfig(PlannerConfig):
+    """Settings of :class:`ModularAgent` (distances in metres, angles in degrees).
+
+    The planner's distances (:class:`~embodia.agents.planner.PlannerConfig`) plus memory and control.
+    """
 
     memory: str = "full"
     """Memory ablation mode, one of :data:`embodia.agents.ablation.MEMORY_MODES`."""
@@ -71,8 +63,6 @@ class ModularAgentConfig:
     """Embedding gate of the topology graph (``TopologyConfig.delta``, L2 between unit descriptors): a new node
     needs a view this different from every node's. Street views look alike; a larger gate assigns new places to
     distant look-alike nodes, whose edges then cut through buildings (0.7 lost 5 of 30 handovers, 0.3 none)."""
-    lookahead: float = 3.0
-    """Pure-pursuit look-ahead distance along the planned path."""
     yaw_gain: float = 2.5
     """Yaw-rate action per radian of heading error."""
     turn_in_place_deg: float = 70.0
@@ -86,39 +76,21 @@ class ModularAgentConfig:
     stop_distance: float = 1.0
     """The agent stops within this distance of the goal's estimated street anchor (the env's success radius is
     3 m; anchor estimates are typically within 1 m)."""
-    landmark_offset: float = 5.0
-    """Without streets to project on, a landmark far off the heading line is pursued to this distance short of it."""
-    open_range: float = 10.0
-    """A range reading longer than this (or a hit farther than this to the side) is open space. Buildings stand
-    7 m from a street's centre line, so both sides open means a cross street: a junction."""
-    corner_radius: float = 8.2
-    """A landmark within this distance of a junction centre is a corner landmark, anchored at the junction (corner
-    landmarks were measured at most 7.8 m from their junction's estimate, mid-block ones at least 8.45 m)."""
-    junction_half_width: float = 7.0
-    """Distance along the street from a junction's centre to the building corners around it (street half-width
-    plus sidewalk), used when only one corner of the cross street is in view."""
-    junction_merge: float = 6.0
-    """Junction estimates closer than this to a remembered junction centre are averaged into it."""
-    cluster_radius: float = 3.0
-    """Remembered points of the goal class within this distance of a cluster's first point are one object."""
-    pass_distance: float = 9.0
-    """An object farther than this from the streets driven (or, without a graph, from the heading line) was not
-    passed, only seen from afar (landmarks stand 5.5 m from a street, 7.8 m from a junction's centre)."""
     explore_window_deg: float = 60.0
     """When exploring, the freest corridor is sought within this angle of the heading first."""
     open_corridor: float = 12.0
     """When exploring, a corridor ahead shorter than this is blocked (the end of a junction or a dead end)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_memory_mode(self.memory)
         for name in ("embed_dim", "descriptor_seed"):
             value, low = getattr(self, name), 1 if name == "embed_dim" else 0
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"ModularAgentConfig.{name} must be an integer >= {low}, got {value!r}")
         positive = (
-            "lookahead", "yaw_gain", "turn_in_place_deg", "cruise_speed", "min_speed", "approach_distance",
-            "stop_distance", "landmark_offset", "open_range", "corner_radius", "junction_half_width",
-            "junction_merge", "cluster_radius", "pass_distance", "explore_window_deg", "open_corridor",
+            "yaw_gain", "turn_in_place_deg", "cruise_speed", "min_speed", "approach_distance", "stop_distance",
+            "explore_window_deg", "open_corridor",
         )  # fmt: skip
         for name in (*positive, "node_delta"):
             value = getattr(self, name)
@@ -206,33 +178,9 @@ def ray_descriptor(obs: Mapping[str, Any], dim: int = 64, seed: int = 0) -> np.n
     return (v / np.linalg.norm(v)).astype(np.float32)
 
 
-# ---------------------------------------------------------------------- geometry helpers
-def _wrap(angle: float) -> float:
-    """``angle`` wrapped to ``[-pi, pi)``."""
-    return float((angle + math.pi) % (2 * math.pi) - math.pi)
-
-
-def _unit(yaw: float) -> np.ndarray:
-    """``(2,)`` unit heading vector."""
-    return np.array([math.cos(yaw), math.sin(yaw)])
-
-
-def _closest_on_segments(point: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The closest point to ``point`` on each segment ``starts[i] -> ends[i]`` (``(S, 2)`` each), and its distance.
-
-    Returns:
-        ``(S, 2)`` closest points and ``(S,)`` distances.
-    """
-    seg = ends - starts
-    length2 = np.einsum("ij,ij->i", seg, seg)
-    t = np.einsum("ij,ij->i", point - starts, seg) / np.maximum(length2, 1e-12)
-    closest = starts + np.clip(t, 0.0, 1.0)[:, None] * seg
-    return closest, np.linalg.norm(closest - point, axis=1)
-
-
 # ---------------------------------------------------------------------- the agent
 class ModularAgent:
-    """Plans on the Mem4Nav topology graph and follows the plan with pure pursuit (see the module docstring).
+    """Plans on the Mem4Nav memory (:class:`~embodia.agents.planner.StreetPlanner`), follows the plan by pure pursuit.
 
     Usage: ``reset()`` at the start of an episode; ``observe(obs)`` for steps someone else drives (the memory is
     written, nothing decided); ``act(obs)`` for the agent's own steps.
@@ -251,18 +199,10 @@ class ModularAgent:
         self.perception = RayPerception(g)
         mem_cfg = memory_config(cfg.memory, embed_dim=cfg.embed_dim, topology=TopologyConfig(delta=cfg.node_delta))
         self.memory = None if mem_cfg is None else Mem4NavMemory(mem_cfg)
-        # Rows that look just above the horizon: over the perimeter wall and the ground, into the buildings.
-        self._elevations = np.radians(np.linspace(g.min_elevation_deg, g.max_elevation_deg, g.elevations))
-        rows = np.flatnonzero((self._elevations >= math.radians(2.0)) & (self._elevations <= math.radians(15.0)))
-        self._rows = rows if rows.size else np.array([int(np.argmin(np.abs(self._elevations - math.radians(5.0))))])
-        self._azimuths = np.arange(g.azimuths) * (2 * math.pi / g.azimuths)  # (A,) robot frame, 0 = ahead
-        self._bearings = np.array([_wrap(a) for a in self._azimuths])  # (A,) in [-pi, pi)
-        half = max(1, round(math.radians(_SIDE_DEG) / (2 * math.pi / g.azimuths)))
-        self._half = half  # half-width of the side/ahead windows and of the exploring beam, in columns
-        window = np.arange(-half, half + 1)
-        self._left = (round(g.azimuths / 4) + window) % g.azimuths
-        self._right = (round(3 * g.azimuths / 4) + window) % g.azimuths
-        self._ahead = window % g.azimuths
+        self.planner = StreetPlanner(cfg, g, self.memory)
+        tracker = self.planner.junctions
+        self._rows, self._half = tracker.rows, tracker.half  # the exploring beam looks through the same rows
+        self._bearings = np.array([wrap_angle(a) for a in tracker.azimuths])  # (A,) robot frame in [-pi, pi)
         self.reset()
 
     # ------------------------------------------------------------------ episode state
@@ -275,18 +215,17 @@ class ModularAgent:
         self._act_ms: list[float] = []
         if self.memory is not None:
             self.memory.reset()
-        self._steps = 0
-        self._junctions: list[np.ndarray] = []  # per junction: [x, y, weight]
-        self._last_yaw: float | None = None
-        self._open_run: list[np.ndarray] = []  # positions of the current stretch with both sides open
-        self._open_sightings: list[np.ndarray] = []  # its estimates of the junction centre
-        self._run_from_start = False  # whether that stretch began at the episode's first observation
+        self.planner.reset()
         self._instruction: str | None = None
         self._turn_to: float | None = None  # heading to turn to before exploring (after "go back")
         self.target: np.ndarray | None = None
         self.anchor: np.ndarray | None = None
         self.plan: list[int] = []
-        self.first_plan: list[int] = []  # the first graph path planned under the current instruction
+
+    @property
+    def first_plan(self) -> list[int]:
+        """The first graph path planned under the current instruction (node ids)."""
+        return self.planner.first_plan
 
     def memory_snapshot(self) -> dict[str, np.ndarray] | None:
         """What the memory holds now, for the episode file; None without memory.
@@ -310,7 +249,7 @@ class ModularAgent:
     def memory_stats(self) -> dict[str, float]:
         """``Mem4NavMemory.stats()`` (nothing without memory) plus ``junctions``, the junctions remembered."""
         stats = {} if self.memory is None else self.memory.stats()
-        stats["junctions"] = float(len(self._junctions))
+        stats["junctions"] = float(len(self.planner.junctions))
         return stats
 
     # ------------------------------------------------------------------ perception and memory
@@ -337,140 +276,8 @@ class ModularAgent:
                 percept.point_classes,
                 detections=(percept.detection_classes, percept.detection_positions),
             )
-        self._track_junctions(depth, semantic, percept.position[:2], percept.yaw)
-        self._steps += 1
+        self.planner.observe(depth, semantic, percept.position[:2], percept.yaw)
         return percept
-
-    def _in_junction(self, depth: np.ndarray) -> bool:
-        """Whether the range readings to both sides (around +-90 degrees) and ahead are open.
-
-        Open ahead tells a junction from turning on the spot mid-block, where the sides look along the street.
-        """
-        rows = depth[self._rows]
-        limit = self.config.open_range
-        return bool(min(rows[:, cols].min() for cols in (self._left, self._right, self._ahead)) > limit)
-
-    def _track_junctions(self, depth: np.ndarray, semantic: np.ndarray, position: np.ndarray, yaw: float) -> None:
-        """Notes junction centres, one per stretch driven with both sides open (see :meth:`_run_centre`).
-
-        Steps that turn are skipped (turning on the spot at the city's edge can look open on three sides). Without
-        memory only the junction being driven through is known: a stretch is forgotten when it ends.
-        """
-        turning = self._last_yaw is not None and abs(_wrap(yaw - self._last_yaw)) > math.radians(_STEADY_DEG)
-        self._last_yaw = yaw
-        if turning:
-            return
-        if self._in_junction(depth):
-            if not self._open_run:
-                self._run_from_start = self._steps == 0
-            self._open_run.append(position.copy())
-            offset = self._cross_street_offset(depth, semantic)
-            if offset is not None:
-                self._open_sightings.append(position + offset * _unit(yaw))
-            return
-        if self._open_run:
-            if self.memory is not None:
-                self._add_junction(self._run_centre(), max(len(self._open_sightings), 1))
-            self._open_run, self._open_sightings = [], []
-
-    def _cross_street_offset(self, depth: np.ndarray, semantic: np.ndarray) -> float | None:
-        """Distance ahead (negative: behind) of the cross street's centre line, from the building corners.
-
-        On each side the opening around +-90 degrees is bounded, ahead and behind, by the first rays that hit
-        something less than ``open_range`` to the side: the buildings beside the cross street, near their corners.
-        Two corners on a side put the centre line midway, one puts it ``junction_half_width`` past the corner. A
-        landmark on the sidewalk hides the corner behind it: such a corner is not used.
-
-        Returns:
-            The offset in metres, or None when no corner is in view.
-        """
-        g, cfg = self.geometry, self.config
-        row = int(self._rows[0])
-        ranges = depth[row] * math.cos(self._elevations[row])  # (A,) horizontal ranges
-        along = ranges * np.cos(self._azimuths)  # (A,) hit coordinates ahead of the agent
-        closed = (depth[row] < g.max_range) & (np.abs(ranges * np.sin(self._azimuths)) <= cfg.open_range)
-        a = g.azimuths
-        offsets = []
-        for side, ahead in ((round(a / 4), -1), (round(3 * a / 4), 1)):  # on the left, ahead is a lower column
-            corners: dict[bool, float] = {}
-            for direction in (ahead, -ahead):
-                for step in range(1, a // 4):
-                    col = (side + direction * step) % a
-                    if closed[col]:
-                        if semantic[row, col] == 0:
-                            corners[direction == ahead] = float(along[col])
-                        break
-            if len(corners) == 2:
-                offsets.append((corners[True] + corners[False]) / 2)
-            elif True in corners:
-                offsets.append(corners[True] - cfg.junction_half_width)
-            elif False in corners:
-                offsets.append(corners[False] + cfg.junction_half_width)
-        return float(np.mean(offsets)) if offsets else None
-
-    def _run_centre(self) -> np.ndarray:
-        """``(2,)`` centre of the current open stretch.
-
-        The median of its sightings of the cross street's centre line (robust to stray readings); with no building
-        corner in view, the median of its positions, or, for a stretch open since the episode's first step (it has
-        no entry), its first position.
-        """
-        if self._open_sightings:
-            return np.median(self._open_sightings, axis=0)
-        if self._run_from_start:
-            return self._open_run[0].copy()
-        return np.median(self._open_run, axis=0)
-
-    def _add_junction(self, centre: np.ndarray, weight: int) -> None:
-        """Averages a stretch's centre into a remembered junction within ``junction_merge``, or adds a junction."""
-        for junction in self._junctions:
-            if np.linalg.norm(junction[:2] - centre) < self.config.junction_merge:
-                junction[2] += weight
-                junction[:2] += (centre - junction[:2]) * weight / junction[2]
-                return
-        self._junctions.append(np.array([centre[0], centre[1], float(weight)]))
-
-    def _junction_centres(self) -> np.ndarray:
-        """``(J, 2)`` remembered junction centres, and the one being driven through unless it is one of them."""
-        centres = [j[:2] for j in self._junctions]
-        if self._open_run:
-            current = self._run_centre()
-            if not any(np.linalg.norm(c - current) < self.config.junction_merge for c in centres):
-                centres.append(current)
-        return np.array(centres, dtype=np.float64).reshape(-1, 2)
-
-    def _streets(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """The streets the agent has driven as segments ``(starts (S, 2), ends (S, 2))``, or None without a graph.
-
-        The topology graph's edges, routed through the junction centres they pass (:meth:`_via_junctions`), and a
-        segment from each junction centre to its nearest node (a junction at the end of the route, such as the
-        start, lies beyond the last node).
-        """
-        mem = self.memory
-        if mem is None or not mem.config.use_graph or not mem.graph.graph.number_of_edges():
-            return None
-        snap = mem.graph.snapshot()
-        nodes = snap["positions"][:, :2].astype(np.float64)
-        junctions = self._junction_centres()
-        legs = [self._via_junctions(nodes[u], nodes[v], junctions) for u, v in snap["edges"]]
-        legs += [np.stack([j, nodes[np.argmin(np.linalg.norm(nodes - j, axis=1))]]) for j in junctions]
-        return np.concatenate([leg[:-1] for leg in legs]), np.concatenate([leg[1:] for leg in legs])
-
-    def _via_junctions(self, start: np.ndarray, end: np.ndarray, junctions: np.ndarray) -> np.ndarray:
-        """``(K, 2)`` polyline from ``start`` to ``end`` through the junction centres it passes near.
-
-        Graph nodes lie metres apart: the edge from the last node of one street to the first of the next cuts the
-        corner (through the buildings). Junction centres within ``junction_half_width`` of the straight line, and
-        off it, are inserted in order.
-        """
-        seg = end - start
-        length2 = float(seg @ seg)
-        if not len(junctions) or length2 == 0.0:
-            return np.stack([start, end])
-        t = (junctions - start) @ seg / length2  # (J,)
-        off = np.linalg.norm(junctions - (start + np.clip(t, 0.0, 1.0)[:, None] * seg), axis=1)
-        inside = (t > 0.0) & (t < 1.0) & (off > 0.5) & (off <= self.config.junction_half_width)
-        return np.concatenate([start[None], junctions[inside][np.argsort(t[inside])], end[None]])
 
     # ------------------------------------------------------------------ deciding
     def act(self, obs: Mapping[str, Any]) -> np.ndarray:
@@ -501,136 +308,25 @@ class ModularAgent:
         position, yaw = percept.position[:2], percept.yaw
         if instruction != self._instruction:
             self._instruction = instruction
-            self.first_plan = []
-            self._turn_to = _wrap(yaw + math.pi) if " back " in f" {instruction.lower()} " else None
-            self.target = None
-        goal = goal_landmark_class(instruction)
-        self.target = None if goal is None else self._locate(goal, percept)
-        self.plan = []
-        if self.target is None:
-            self.anchor = None
+            self.planner.new_instruction()
+            self._turn_to = wrap_angle(yaw + math.pi) if " back " in f" {instruction.lower()} " else None
+        plan = self.planner.plan(goal_landmark_class(instruction), percept)
+        self.target, self.anchor, self.plan = plan.target, plan.anchor, plan.path
+        if not plan.found:
             return self._explore(np.asarray(obs["depth"], dtype=np.float64), yaw)
         self._turn_to = None
-        self.anchor = self._street_anchor(self.target, position, yaw)
-        distance = float(np.linalg.norm(self.anchor - position))
+        distance = float(np.linalg.norm(plan.anchor - position))
         if distance <= self.config.stop_distance:
             return _STOP.copy()
-        return self._pursue(position, yaw, self._waypoints(self.anchor), distance)
-
-    def _locate(self, goal: int, percept: Percept) -> np.ndarray | None:
-        """``(2,)`` position of the goal landmark (see the module docstring), or None when it is unknown."""
-        mem, cfg = self.memory, self.config
-        if mem is None:  # only what is in view, and only beside the street ahead or behind
-            seen = percept.detection_classes == goal
-            if not seen.any():
-                return None
-            target = percept.detection_positions[seen][0, :2].copy()
-            rel, heading = target - percept.position[:2], _unit(percept.yaw)
-            return target if abs(heading[0] * rel[1] - heading[1] * rel[0]) <= cfg.pass_distance else None
-        points, weights = [], []
-        if mem.config.use_octree and len(mem.octree):
-            keys = mem.octree.keys()
-            counts = mem.octree.histograms(keys)[:, goal]
-            hit = counts > 0
-            if hit.any():
-                points.append(mem.octree.centroids(keys[hit])[:, :2])
-                weights.append(counts[hit].astype(np.float64))
-        if mem.config.use_stm and len(mem.stm):
-            snap = mem.stm.snapshot()
-            hit = snap["class_ids"] == goal
-            if hit.any():
-                points.append((snap["rel_positions"][hit] + snap["anchors"][hit])[:, :2])
-                weights.append(snap["freq"][hit].astype(np.float64))
-        if not points:
-            return None
-        clusters = self._clusters(np.concatenate(points), np.concatenate(weights))
-        if self.target is not None:  # keep to the object chosen (objects seen later may gather more support)
-            centres = np.array([c[0] for c in clusters])
-            dist = np.linalg.norm(centres - self.target, axis=1)
-            if dist.min() <= 2 * cfg.cluster_radius:
-                return centres[int(np.argmin(dist))]
-        streets = self._streets()
-        if streets is not None:
-            passed = [c for c in clusters if _closest_on_segments(c[0], *streets)[1].min() <= cfg.pass_distance]
-            clusters = passed or clusters
-        return max(clusters, key=lambda c: c[1])[0]
-
-    def _clusters(self, points: np.ndarray, weights: np.ndarray) -> list[tuple[np.ndarray, float]]:
-        """Greedy clustering of ``(N, 2)`` weighted points, heaviest first.
-
-        Returns:
-            ``(weighted centre (2,), total weight)`` per cluster.
-        """
-        seeds: list[np.ndarray] = []
-        members: list[list[int]] = []
-        for i in np.argsort(-weights, kind="stable"):
-            for seed, rows in zip(seeds, members, strict=True):
-                if np.linalg.norm(points[i] - seed) <= self.config.cluster_radius:
-                    rows.append(int(i))
-                    break
-            else:
-                seeds.append(points[i])
-                members.append([int(i)])
-        return [(np.average(points[r], axis=0, weights=weights[r]), float(weights[r].sum())) for r in members]
-
-    def _street_anchor(self, target: np.ndarray, position: np.ndarray, yaw: float) -> np.ndarray:
-        """``(2,)`` estimated street point that counts as "at" the landmark at ``target`` (``(2,)``)."""
-        cfg = self.config
-        junctions = self._junction_centres()
-        if len(junctions):
-            dist = np.linalg.norm(junctions - target, axis=1)
-            if dist.min() <= cfg.corner_radius:
-                return junctions[int(np.argmin(dist))].copy()
-        streets = self._streets()
-        if streets is not None:
-            closest, dist = _closest_on_segments(target, *streets)
-            return closest[int(np.argmin(dist))]
-        heading = _unit(yaw)
-        abeam = position + float((target - position) @ heading) * heading
-        if np.linalg.norm(target - abeam) <= cfg.pass_distance:
-            return abeam
-        away = position - target
-        return target + away / max(float(np.linalg.norm(away)), 1e-9) * cfg.landmark_offset
-
-    def _waypoints(self, anchor: np.ndarray) -> np.ndarray:
-        """``(K, 2)`` points to follow to ``anchor``: the graph path's nodes (through junctions), then the anchor."""
-        mem = self.memory
-        if mem is None or not mem.config.use_graph or mem.graph.current is None:
-            return anchor[None].copy()
-        graph = mem.graph
-        path = graph.shortest_path(graph.current, graph.nearest_node(np.array([anchor[0], anchor[1], 0.0])))
-        if not path:
-            return anchor[None].copy()
-        self.plan = path
-        if not self.first_plan:
-            self.first_plan = list(path)
-        nodes = np.array([graph.node_position(n)[:2] for n in path])  # (P, 2)
-        junctions = self._junction_centres()
-        legs = [self._via_junctions(a, b, junctions)[:-1] for a, b in itertools.pairwise(nodes)]
-        return np.concatenate([*legs, nodes[-1:], anchor[None]])
+        return self._pursue(position, yaw, plan.waypoints, distance)
 
     # ------------------------------------------------------------------ control
     def _pursue(self, position: np.ndarray, yaw: float, waypoints: np.ndarray, distance: float) -> np.ndarray:
         """Pure pursuit of the look-ahead point on ``waypoints`` (``distance``: to the anchor, for slowing down)."""
         cfg = self.config
-        point = self._lookahead_point(position, waypoints)
-        error = _wrap(math.atan2(point[1] - position[1], point[0] - position[0]) - yaw)
+        point = self.planner.lookahead_point(position, waypoints)
+        error = wrap_angle(math.atan2(point[1] - position[1], point[0] - position[0]) - yaw)
         return self._drive(error, min(1.0, max(distance / cfg.approach_distance, cfg.min_speed / cfg.cruise_speed)))
-
-    def _lookahead_point(self, position: np.ndarray, waypoints: np.ndarray) -> np.ndarray:
-        """The point ``lookahead`` metres along ``waypoints`` (``(K, 2)``) past their point closest to the agent."""
-        if len(waypoints) == 1:
-            return waypoints[0]
-        closest, dist = _closest_on_segments(position, waypoints[:-1], waypoints[1:])
-        k = int(np.flatnonzero(dist <= dist.min() + 0.5)[-1])  # the last segment about as close as the closest
-        point, remaining = closest[k], self.config.lookahead
-        for end in waypoints[k + 1 :]:
-            step = float(np.linalg.norm(end - point))
-            if step >= remaining:
-                return point + (end - point) * (remaining / step)
-            remaining -= step
-            point = end
-        return waypoints[-1]
 
     def _drive(self, error: float, speed_scale: float = 1.0) -> np.ndarray:
         """Action turning towards a heading ``error`` (radians) away, driving slower the larger it is."""
@@ -644,7 +340,7 @@ class ModularAgent:
         """Reactive street following: turn around after "go back", then drive down the freest corridor."""
         cfg = self.config
         if self._turn_to is not None:
-            error = _wrap(self._turn_to - yaw)
+            error = wrap_angle(self._turn_to - yaw)
             if abs(error) > math.radians(_TURNED_DEG):
                 return self._drive(error)
             self._turn_to = None

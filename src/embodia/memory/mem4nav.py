@@ -11,6 +11,11 @@ One ``update`` per environment step:
    (``"leaf"``, ``"node"``); landmark detections go into the short-term memory (STM) at positions relative to the
    current graph node.
 
+``locate(class_id)`` is the same cascade keyed by an instruction's landmark class instead of an embedding: STM
+entries of that class, then octree leaves whose class histograms hold it (the octree leaves are the LTM's leaf
+keys), clustered into candidate objects. ``driven_streets`` and ``plan_path`` expose the topology graph to
+planners, so no agent reads the parts directly.
+
 ``retrieve`` runs the cascade of MEM4NAV.md §6: STM first; if its best cosine similarity reaches ``stm_threshold``
 its hits are used, otherwise the LTM's top-m, decoded through ``R⁻¹`` and the heads ``π_v``, ``π_p``. The
 result is a fixed-size ``MemoryReadout`` (padded, with a validity mask) that a policy attends over.
@@ -128,6 +133,65 @@ class MemoryReadout:
     steps: np.ndarray
     prior_tokens: np.ndarray
     first_writes: np.ndarray
+
+
+@dataclass(frozen=True)
+class LandmarkCandidate:
+    """One remembered object of a landmark class (what ``Mem4NavMemory.locate`` returns).
+
+    Attributes:
+        position: ``(3,)`` float64 support-weighted centre of the object's remembered points, world frame, metres.
+        support: Evidence behind it: octree points of the class plus STM detection counts.
+        stm_support: The STM's share of ``support``.
+        leaf_support: The octree leaves' share of ``support``.
+        passed: Whether it lies within ``pass_distance`` of a street the agent drove (a landmark it passed, not a
+            look-alike seen from afar); False when no street is known.
+    """
+
+    position: np.ndarray
+    support: float
+    stm_support: float
+    leaf_support: float
+    passed: bool
+
+
+def closest_on_segments(point: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The closest point to ``point`` (``(2,)``) on each segment ``starts[i] -> ends[i]`` (``(S, 2)`` each).
+
+    Returns:
+        ``(S, 2)`` closest points and ``(S,)`` distances.
+    """
+    seg = ends - starts
+    length2 = np.einsum("ij,ij->i", seg, seg)
+    t = np.einsum("ij,ij->i", point - starts, seg) / np.maximum(length2, 1e-12)
+    closest = starts + np.clip(t, 0.0, 1.0)[:, None] * seg
+    return closest, np.linalg.norm(closest - point, axis=1)
+
+
+def cluster_points(points: np.ndarray, weights: np.ndarray, radius: float) -> list[tuple[np.ndarray, list[int]]]:
+    """Greedy clustering of weighted points, heaviest first.
+
+    A point joins the first cluster whose seed (its heaviest point) lies within ``radius``.
+
+    Args:
+        points: ``(N, k)`` points.
+        weights: ``(N,)`` weights.
+        radius: Cluster radius, same unit as ``points``.
+
+    Returns:
+        ``(weighted centre (k,), member rows)`` per cluster, in seed order.
+    """
+    seeds: list[np.ndarray] = []
+    members: list[list[int]] = []
+    for i in np.argsort(-weights, kind="stable"):
+        for seed, rows in zip(seeds, members, strict=True):
+            if np.linalg.norm(points[i] - seed) <= radius:
+                rows.append(int(i))
+                break
+        else:
+            seeds.append(points[i])
+            members.append([int(i)])
+    return [(np.average(points[r], axis=0, weights=weights[r]), r) for r in members]
 
 
 class Mem4NavMemory(nn.Module):
@@ -356,6 +420,118 @@ class Mem4NavMemory(nn.Module):
                 out.valid[:h] = True
                 self._ltm_hits += 1
         return out
+
+    def locate(
+        self,
+        class_id: int,
+        *,
+        streets: tuple[np.ndarray, np.ndarray] | None = None,
+        cluster_radius: float = 3.0,
+        pass_distance: float = 9.0,
+    ) -> list[LandmarkCandidate]:
+        """Where the memory saw objects of a landmark class: the retrieval cascade keyed by the class.
+
+        Sources, as the ablation switches allow: STM entries of the class (``use_stm``), then octree leaves whose
+        class histogram holds it (``use_octree`` and ``use_ltm``: the leaves are the LTM's leaf keys). Their points
+        are clustered greedily (``cluster_radius`` metres in the ground plane) into candidate objects.
+
+        Args:
+            class_id: Landmark class, ``1 <= class_id < num_classes``.
+            streets: ``(starts (S, 2), ends (S, 2))`` street segments the agent drove, for ``passed``; default the
+                topology graph's edges (:meth:`driven_streets`).
+            cluster_radius: Points within this of a cluster's heaviest point are one object, metres.
+            pass_distance: A candidate within this of a street is ``passed``, metres.
+
+        Returns:
+            Candidates by decreasing support; empty when the class was never seen (or its sources are off).
+
+        Raises:
+            ValueError: A class id that is not an integer in range, or non-positive distances.
+        """
+        classes = self.config.octree.num_classes
+        if isinstance(class_id, bool) or not isinstance(class_id, int | np.integer) or not 1 <= class_id < classes:
+            raise ValueError(f"class_id must be an integer in [1, {classes - 1}], got {class_id!r}")
+        for name, value in (("cluster_radius", cluster_radius), ("pass_distance", pass_distance)):
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        cfg = self.config
+        points, stm_weights, leaf_weights = [], [], []
+        if cfg.use_octree and cfg.use_ltm and len(self.octree):
+            keys = self.octree.keys()
+            counts = self.octree.histograms(keys)[:, class_id]
+            hit = counts > 0
+            if hit.any():
+                points.append(self.octree.centroids(keys[hit]))
+                leaf_weights.append(counts[hit].astype(np.float64))
+                stm_weights.append(np.zeros(int(hit.sum())))
+        if cfg.use_stm and len(self.stm):
+            snap = self.stm.snapshot()
+            hit = snap["class_ids"] == class_id
+            if hit.any():
+                points.append(snap["rel_positions"][hit] + snap["anchors"][hit])
+                stm_weights.append(snap["freq"][hit].astype(np.float64))
+                leaf_weights.append(np.zeros(int(hit.sum())))
+        if not points:
+            return []
+        xyz = np.concatenate(points).astype(np.float64)  # (N, 3)
+        stm_w, leaf_w = np.concatenate(stm_weights), np.concatenate(leaf_weights)
+        weights = stm_w + leaf_w
+        if streets is None:
+            streets = self.driven_streets()
+        out = []
+        for centre, rows in cluster_points(xyz[:, :2], weights, float(cluster_radius)):
+            position = np.average(xyz[rows], axis=0, weights=weights[rows])
+            position[:2] = centre
+            passed = streets is not None and bool(
+                len(streets[0]) and closest_on_segments(centre, *streets)[1].min() <= pass_distance
+            )
+            out.append(
+                LandmarkCandidate(
+                    position=position,
+                    support=float(weights[rows].sum()),
+                    stm_support=float(stm_w[rows].sum()),
+                    leaf_support=float(leaf_w[rows].sum()),
+                    passed=passed,
+                )
+            )
+        return sorted(out, key=lambda c: -c.support)
+
+    def driven_streets(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The topology graph's edges as ground-plane segments ``(starts (E, 2), ends (E, 2))``.
+
+        They are where the agent moved between places. None without a graph or before its first edge.
+        """
+        if not self.config.use_graph or not self.graph.graph.number_of_edges():
+            return None
+        snap = self.graph.snapshot()
+        nodes = snap["positions"][:, :2].astype(np.float64)
+        edges = np.asarray(snap["edges"], dtype=np.int64).reshape(-1, 2)
+        return nodes[edges[:, 0]], nodes[edges[:, 1]]
+
+    def node_positions(self, nodes: list[int]) -> np.ndarray:
+        """``(P, 2)`` float64 ground-plane positions of topology graph nodes (e.g. a :meth:`plan_path`)."""
+        if not nodes:
+            return np.zeros((0, 2))
+        return np.array([self.graph.node_position(n)[:2] for n in nodes], dtype=np.float64)
+
+    def plan_path(self, goal: np.ndarray) -> list[int]:
+        """Dijkstra path on the topology graph from the current node to the node nearest ``goal``.
+
+        Args:
+            goal: ``(2,)`` goal position in the ground plane, metres.
+
+        Returns:
+            Node ids (their positions: :meth:`node_positions`); empty without a graph, before the first update, or
+            when the goal's node cannot be reached.
+
+        Raises:
+            ValueError: A goal that is not 2 finite numbers.
+        """
+        goal = check_vector(goal, 2, "goal")
+        graph = self.graph
+        if not self.config.use_graph or graph.current is None:
+            return []
+        return graph.shortest_path(graph.current, graph.nearest_node(np.array([goal[0], goal[1], 0.0])))
 
     def _torch_mode(self) -> contextlib.AbstractContextManager:
         """Autograd on in train mode (end-to-end training), ``inference_mode`` otherwise (faster per step)."""
