@@ -104,6 +104,21 @@ def test_collect_with_action_noise(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_train_with_dagger_rounds(tmp_path):
+    demos, run = tmp_path / "demos", tmp_path / "run"
+    env = "embodia/DetourReach-Sided-v0"
+    assert embodia("collect", "--env", env, "--episodes", "2", "--out", str(demos), "--no-progress").returncode == 0
+    args = ("train", "--data", str(demos), "--policy", "mlp", "--run", str(run), "--steps", "10", "--batch-size", "8",
+            "--warmup-steps", "2", "--dagger-rounds", "1", "--dagger-episodes", "2", "--no-progress")  # fmt: skip
+    proc = embodia(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert "DAgger round 1: learner rollouts success" in proc.stdout
+    assert json.loads((run / "summary.json").read_text())["dagger"][0]["episodes_trained_on"] == 4
+    proc = embodia(*args, "--workers", "2")
+    assert proc.returncode != 0 and "--dagger-rounds trains in this process" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_bad_flag_type_is_reported_without_traceback(tmp_path):
     proc = embodia("collect", "--episodes", "many")
     assert proc.returncode == 2

@@ -95,8 +95,9 @@ class TrainCommand:
     data: Path
     """Directory of episode files (*.h5)."""
     policy: str = "ebt"
-    """Policy to train: ebt, ebt-dsm, diffusion, mlp, or agent (UrbanNav: encoder + Mem4Nav memory + an inner
-    policy; --policy-kwargs '{"memory": "none", "policy": "diffusion", "act_from_phase": 1}')."""
+    """Policy to train: ebt, ebt-dsm, diffusion, mlp, navigator (UrbanNav: Mem4Nav memory and street planner with a
+    learned controller; --policy-kwargs '{"memory": "full", "policy": "ebt", "act_from_phase": 1}') or agent
+    (UrbanNav: encoder + Mem4Nav memory + an inner policy, trained end to end)."""
     run: Path | None = None
     """Run directory for TensorBoard events, checkpoints/last.pt, policy.pt and summary.json (default runs/<policy>)."""
     hp: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=TrainConfig)
@@ -114,6 +115,15 @@ class TrainCommand:
     """Data-parallel Ray Train workers (gradients averaged every step); 0 trains in this process."""
     ray_address: str | None = None
     """HOST:PORT of a running Ray cluster for the workers (default: a local Ray instance)."""
+    dagger_rounds: int = 0
+    """DAgger rounds after training on --data: roll the policy out, label its states with the env's expert,
+    aggregate, retrain (0: none). Rollouts run on --dagger-workers Ray actors."""
+    dagger_episodes: int = 20
+    """Labelled rollouts per DAgger round."""
+    dagger_seed: int = 2_000_000
+    """Seed of the first DAgger rollout (round k starts at seed + (k-1) * episodes)."""
+    dagger_workers: int = 0
+    """Ray actors for the DAgger rollouts (0: in this process)."""
 
 
 @dataclass
@@ -235,8 +245,8 @@ def run_train(cmd: TrainCommand) -> int:
     run_dir = cmd.run if cmd.run is not None else Path("runs") / cmd.policy
     if cmd.workers < 0:
         raise ValueError(f"--workers must be >= 0, got {cmd.workers}")
-    if cmd.ray_address is not None and cmd.workers == 0:
-        raise ValueError("--ray-address needs --workers N >= 1")
+    if cmd.ray_address is not None and cmd.workers == 0 and cmd.dagger_workers == 0:
+        raise ValueError("--ray-address needs --workers N >= 1 (or --dagger-workers N >= 1)")
     kwargs = {
         "policy_kwargs": _parse_json_object(cmd.policy_kwargs, "--policy-kwargs"),
         "obs_keys": cmd.obs_keys,
@@ -244,7 +254,20 @@ def run_train(cmd: TrainCommand) -> int:
         "overwrite": cmd.overwrite,
         "progress": cmd.progress,
     }
-    if cmd.workers:
+    if cmd.dagger_rounds:
+        from embodia.runtime.dagger import train_with_dagger
+
+        if cmd.workers or cmd.resume or cmd.obs_keys is not None:
+            raise ValueError("--dagger-rounds trains in this process from scratch: drop --workers/--resume/--obs-keys")
+        summary = train_with_dagger(
+            cmd.data, cmd.policy, run_dir, cmd.hp, rounds=cmd.dagger_rounds, episodes=cmd.dagger_episodes,
+            seed=cmd.dagger_seed, workers=cmd.dagger_workers, ray_address=cmd.ray_address,
+            policy_kwargs=kwargs["policy_kwargs"], overwrite=cmd.overwrite, progress=cmd.progress,
+        )  # fmt: skip
+        for entry in summary["dagger"]:
+            figures = ", ".join(f"{k} {v:.3f}" for k, v in entry["rollout_metrics"].items())
+            print(f"DAgger round {entry['round']}: learner rollouts {figures}; {entry['episodes_trained_on']} episodes")
+    elif cmd.workers:
         from embodia.training.distributed import train_distributed
 
         summary = train_distributed(

@@ -23,7 +23,7 @@ from embodia.agents.model import AgentPolicy
 from embodia.data.episodes import Episode
 from embodia.data.windows import EpisodeWindows
 
-__all__ = ["AgentWindows", "agent_rows"]
+__all__ = ["AgentWindows", "PhaseWindows", "agent_rows", "phase_mask"]
 
 ROWS_KEY = "agent"
 
@@ -45,7 +45,44 @@ def agent_rows(agent: MemoryAgent, episode: Episode) -> np.ndarray:
     return np.stack(rows)
 
 
-class AgentWindows(EpisodeWindows):
+def phase_mask(episodes: Sequence[Episode], first_phase: int) -> np.ndarray:
+    """``(N,)`` bool over the samples of ``episodes``: steps whose action was chosen in phase ``first_phase`` or later.
+
+    Raises:
+        ValueError: An episode without a ``phase`` info (not an UrbanNav episode).
+    """
+    masks = []
+    for e, ep in enumerate(episodes):
+        phase = ep.infos.get("phase")
+        if phase is None:
+            raise ValueError(f"episode {e} has no 'phase' info; act_from_phase needs UrbanNav episodes")
+        # infos["phase"][t] is the phase after action t; action t was chosen in the phase before it (the
+        # hand-over decides by the phase it observes), so a sample's phase is the previous step's.
+        phase = np.asarray(phase).reshape(-1)
+        masks.append(np.concatenate([[0], phase[:-1]]) >= first_phase)
+    return np.concatenate(masks)
+
+
+class PhaseWindows(EpisodeWindows):
+    """``EpisodeWindows`` whose samples can be restricted to later task phases (:meth:`keep_phases`)."""
+
+    def keep_phases(self, episodes: Sequence[Episode], first_phase: int) -> None:
+        """Keep only the samples whose action was chosen in phase ``first_phase`` or later (see :func:`phase_mask`).
+
+        Raises:
+            ValueError: No sample is left, or an episode has no phases.
+        """
+        mask = phase_mask(episodes, first_phase)
+        if not mask.any():
+            raise ValueError("no training step is in the phases the agent acts in (act_from_phase)")
+        for name in ("_episode", "_step", "_length", "_act_start", "_obs_start"):
+            setattr(self, name, getattr(self, name)[mask])
+
+    def __len__(self) -> int:
+        return len(self._episode)
+
+
+class AgentWindows(PhaseWindows):
     """Training windows over agent rows, with the items' source observations (see the module docstring).
 
     Args:
@@ -76,31 +113,7 @@ class AgentWindows(EpisodeWindows):
         self.layout = policy.layout
         self.raw_width = policy.layout.raw_width
         if c.act_from_phase > 0:
-            self._keep(self._phase_mask(episodes, c.act_from_phase))
-
-    @staticmethod
-    def _phase_mask(episodes: Sequence[Episode], first_phase: int) -> np.ndarray:
-        """``(N,)`` bool: steps whose action was chosen in phase ``first_phase`` or later."""
-        masks = []
-        for e, ep in enumerate(episodes):
-            phase = ep.infos.get("phase")
-            if phase is None:
-                raise ValueError(f"episode {e} has no 'phase' info; act_from_phase needs UrbanNav episodes")
-            # infos["phase"][t] is the phase after action t; action t was chosen in the phase before it (the
-            # hand-over decides by the phase it observes), so a sample's phase is the previous step's.
-            phase = np.asarray(phase).reshape(-1)
-            masks.append(np.concatenate([[0], phase[:-1]]) >= first_phase)
-        return np.concatenate(masks)
-
-    def _keep(self, mask: np.ndarray) -> None:
-        """Keep only the samples where ``mask`` (over all samples) is True."""
-        if not mask.any():
-            raise ValueError("no training step is in the phases the agent acts in (act_from_phase)")
-        for name in ("_episode", "_step", "_length", "_act_start", "_obs_start"):
-            setattr(self, name, getattr(self, name)[mask])
-
-    def __len__(self) -> int:
-        return len(self._episode)
+            self.keep_phases(episodes, c.act_from_phase)
 
     def digest_obs(self) -> np.ndarray:
         """The raw observation part of the rows ``(N_obs, raw_width)``, what a run's data digest covers.

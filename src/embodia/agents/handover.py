@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["HandoverController", "Watcher"]
+__all__ = ["HandoverController", "Watcher", "handover_controller"]
 
 
 class Watcher(Protocol):
@@ -85,3 +85,20 @@ class HandoverController:
     def info(self) -> dict[str, Any]:
         """The agent's figures plus the step of the hand-over (-1: the episode ended before it)."""
         return {**self.agent.info(), "handover_step": -1 if self._handed_over_at is None else self._handed_over_at}
+
+
+def handover_controller(agent: Watcher, env: gym.Env | None, act_from_phase: int) -> Any:
+    """``agent`` as a rollout controller: itself, or under the hand-over protocol from ``act_from_phase`` on.
+
+    With ``act_from_phase >= 1`` the env's scripted expert drives the earlier phases while the agent watches.
+
+    Raises:
+        ValueError: A hand-over without ``env``.
+    """
+    if act_from_phase == 0:
+        return agent
+    if env is None:
+        raise ValueError(f"this agent acts from phase {act_from_phase}; the hand-over needs the env")
+    from embodia.envs.experts import make_expert
+
+    return HandoverController(env, make_expert(env), agent, act_from_phase)

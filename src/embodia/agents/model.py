@@ -42,12 +42,11 @@ from torch.nn import functional as F
 
 from embodia.agents.ablation import check_memory_mode, memory_config
 from embodia.agents.encoder import ObservationEncoder
-from embodia.agents.perception import RayGeometry
+from embodia.agents.perception import SensorFields
 from embodia.agents.tokenizer import InstructionTokenizer
 from embodia.data.episodes import Episode
 from embodia.data.windows import EpisodeWindows
 from embodia.envs.nav.city import NUM_LANDMARK_CLASSES
-from embodia.envs.nav.urban_nav import SensorConfig
 from embodia.memory.mem4nav import Mem4NavConfig, Mem4NavMemory, MemoryReadout
 from embodia.memory.topology import TopologyConfig
 from embodia.policies.base import CheckpointError, Policy, PolicyConfig
@@ -62,8 +61,10 @@ INNER_POLICIES = ("ebt", "ebt-dsm", "diffusion", "mlp")
 
 
 @dataclass(kw_only=True)
-class AgentConfig(PolicyConfig):
+class AgentConfig(PolicyConfig, SensorFields):
     """An UrbanNav agent: sensor layout, encoder, memory ablation mode and inner policy.
+
+    The sensor fields come from :class:`~embodia.agents.perception.SensorFields`.
 
     ``obs_dim`` is derived from the other fields (leave it 0); a value that disagrees is refused.
     """
@@ -84,18 +85,6 @@ class AgentConfig(PolicyConfig):
     """JSON object of inner policy config fields (e.g. ``{"inference_steps": 2}``)."""
     max_tokens: int = 64
     """L: instruction tokens per step."""
-    elevations: int = 8
-    """E: rows of the ray images (the env's ``SensorConfig.elevations``)."""
-    azimuths: int = 64
-    """A: columns of the ray images."""
-    min_elevation_deg: float = -10.0
-    """Lowest ray elevation, degrees."""
-    max_elevation_deg: float = 25.0
-    """Highest ray elevation, degrees."""
-    max_range: float = 40.0
-    """Ray cutoff, metres."""
-    sensor_height: float = 1.2
-    """Sensor height above the ground, metres."""
     rgb_size: int = 0
     """Side of the rgb image the encoder reads, or 0 for none."""
     position_scale: float = 20.0
@@ -149,14 +138,6 @@ class AgentConfig(PolicyConfig):
         """n: memory items per step (0 without memory)."""
         cfg = self.memory_config()
         return 0 if cfg is None else cfg.readout_size
-
-    def ray_geometry(self) -> RayGeometry:
-        """The sensor geometry these fields describe (for :class:`~embodia.agents.perception.RayPerception`)."""
-        sensor = SensorConfig(
-            elevations=self.elevations, azimuths=self.azimuths, min_elevation_deg=self.min_elevation_deg,
-            max_elevation_deg=self.max_elevation_deg, max_range=self.max_range,
-        )  # fmt: skip
-        return RayGeometry(sensor, self.sensor_height)
 
     def memory_config(self) -> Mem4NavConfig | None:
         """The memory's configuration (None in memory mode ``"none"``)."""
@@ -332,12 +313,8 @@ class AgentPolicy(Policy):
     @classmethod
     def data_defaults(cls, episode: Episode) -> dict[str, Any]:
         """Config fields the data decides: the sensor layout of the env that recorded ``episode``."""
-        kwargs = episode.env_kwargs or {}
-        sensor, robot = kwargs.get("sensor") or {}, kwargs.get("robot") or {}
-        fields = ("elevations", "azimuths", "min_elevation_deg", "max_elevation_deg", "max_range")
-        out = {name: sensor[name] for name in fields if name in sensor}
-        if "sensor_height" in robot:
-            out["sensor_height"] = robot["sensor_height"]
+        out = SensorFields.from_env_kwargs(episode.env_kwargs)
+        sensor = (episode.env_kwargs or {}).get("sensor") or {}
         if sensor.get("rgb"):
             out["rgb_size"] = sensor.get("rgb_size", 64)
         return out
@@ -347,6 +324,19 @@ class AgentPolicy(Policy):
         from embodia.agents.data import AgentWindows
 
         return AgentWindows(self, episodes, progress=progress)
+
+    def rollout_controller(self, env: Any) -> Any:
+        """This agent as a rollout controller: a ``MemoryAgent``, under the hand-over protocol if it acts later.
+
+        With ``act_from_phase >= 1`` the env's expert drives the earlier phases (``embodia.agents.handover``).
+
+        Raises:
+            ValueError: A hand-over agent without ``env``.
+        """
+        from embodia.agents.agent import MemoryAgent
+        from embodia.agents.handover import handover_controller
+
+        return handover_controller(MemoryAgent(self), env, self.config.act_from_phase)
 
     @classmethod
     def load_matching(cls, path: str | os.PathLike, config: AgentConfig) -> AgentPolicy:

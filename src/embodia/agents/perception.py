@@ -68,6 +68,43 @@ class RayGeometry:
         return self.sensor.ray_directions()
 
 
+@dataclass(kw_only=True)
+class SensorFields:
+    """The ray sensor's layout as plain config fields (a mixin for policy configs, which must hold plain values)."""
+
+    elevations: int = 8
+    """E: rows of the ray images (the env's ``SensorConfig.elevations``)."""
+    azimuths: int = 64
+    """A: columns of the ray images."""
+    min_elevation_deg: float = -10.0
+    """Lowest ray elevation, degrees."""
+    max_elevation_deg: float = 25.0
+    """Highest ray elevation, degrees."""
+    max_range: float = 40.0
+    """Ray cutoff, metres."""
+    sensor_height: float = 1.2
+    """Sensor height above the ground, metres."""
+
+    def ray_geometry(self) -> RayGeometry:
+        """The sensor geometry these fields describe (checked by ``SensorConfig``)."""
+        sensor = SensorConfig(
+            elevations=self.elevations, azimuths=self.azimuths, min_elevation_deg=self.min_elevation_deg,
+            max_elevation_deg=self.max_elevation_deg, max_range=self.max_range,
+        )  # fmt: skip
+        return RayGeometry(sensor, self.sensor_height)
+
+    @staticmethod
+    def from_env_kwargs(env_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+        """The fields an UrbanNav episode's recorded ``env_kwargs`` decide (those it sets)."""
+        kwargs = env_kwargs or {}
+        sensor, robot = kwargs.get("sensor") or {}, kwargs.get("robot") or {}
+        names = ("elevations", "azimuths", "min_elevation_deg", "max_elevation_deg", "max_range")
+        out = {name: sensor[name] for name in names if name in sensor}
+        if "sensor_height" in robot:
+            out["sensor_height"] = robot["sensor_height"]
+        return out
+
+
 @dataclass
 class Percept:
     """One step's geometry for the memory.

@@ -181,17 +181,18 @@ def cluster_points(points: np.ndarray, weights: np.ndarray, radius: float) -> li
     Returns:
         ``(weighted centre (k,), member rows)`` per cluster, in seed order.
     """
-    seeds: list[np.ndarray] = []
-    members: list[list[int]] = []
+    label = np.full(len(points), -1, dtype=np.int64)
+    clusters = 0
     for i in np.argsort(-weights, kind="stable"):
-        for seed, rows in zip(seeds, members, strict=True):
-            if np.linalg.norm(points[i] - seed) <= radius:
-                rows.append(int(i))
-                break
-        else:
-            seeds.append(points[i])
-            members.append([int(i)])
-    return [(np.average(points[r], axis=0, weights=weights[r]), r) for r in members]
+        if label[i] >= 0:
+            continue
+        # Point i seeds a cluster. The points still free are within radius of no earlier seed, so every one within
+        # radius of this seed joins it: the same as visiting them in order and taking the first seed in range.
+        near = (label < 0) & (np.linalg.norm(points - points[i], axis=1) <= radius)
+        label[near] = clusters
+        clusters += 1
+    members = [np.flatnonzero(label == k) for k in range(clusters)]
+    return [(np.average(points[r], axis=0, weights=weights[r]), r.tolist()) for r in members]
 
 
 class Mem4NavMemory(nn.Module):

@@ -30,7 +30,7 @@ PLANNED_POLICIES: tuple[str, ...] = ("diffusion", "ebt", "ebt-dsm", "mlp")
 """Policy names the project defines (some may not be implemented yet)."""
 
 
-OTHER_MODULES: dict[str, str] = {"agent": "embodia.agents.model"}
+OTHER_MODULES: dict[str, str] = {"agent": "embodia.agents.model", "navigator": "embodia.agents.navigator"}
 """Policies defined outside ``embodia.policies``: name -> module."""
 
 

@@ -35,6 +35,7 @@ def collect(
     ray_address: str | None = None,
     controller_fn: Callable[[gym.Env], Any] | None = None,
     action_noise: float = 0.0,
+    labeller_fn: Callable[[gym.Env], Any] | None = None,
 ) -> dict[str, Any]:
     """Runs a controller (default: the env's expert) for ``episodes`` episodes and writes files and a summary.
 
@@ -56,6 +57,8 @@ def collect(
         action_noise: > 0: DART noise injection (the env executes the controller's action plus Gaussian noise of
             this std in half action ranges; the files record the unperturbed action as the label); see
             :class:`~embodia.runtime.rollout.RolloutWorker`. Recorded in the summary.
+        labeller_fn: DAgger relabelling: builds the labeller (e.g. ``make_expert``) whose action for each visited
+            state the files record, while the controller's action is executed (picklable with ``workers``).
 
     Returns:
         The summary written to ``summary.json``:
@@ -89,12 +92,13 @@ def collect(
             env_kwargs,
             controller_fn,
             action_noise=action_noise,
+            labeller_fn=labeller_fn,
             workers=workers,
             address=ray_address,
             progress=progress,
         )
     else:  # fails on a bad env id or kwargs before anything is touched
-        worker = RolloutWorker(env_id, env_kwargs, controller_fn, action_noise)
+        worker = RolloutWorker(env_id, env_kwargs, controller_fn, action_noise, labeller_fn)
     specs = [EpisodeSpec(i, seed + i) for i in range(episodes)]
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -114,6 +118,7 @@ def collect(
         "seed": seed,
         "env_kwargs": env_kwargs or {},
         "action_noise": action_noise,
+        "labelled_by": None if labeller_fn is None else "expert",
         "metrics": summarise_metrics([r.metrics for r in results], rate_keys=RATE_METRICS),
         "controller": summarise_metrics([_controller_figures(r.extra) for r in results], rate_keys=()),
         "steps": steps,

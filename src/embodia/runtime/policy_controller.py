@@ -107,9 +107,10 @@ class PolicyController:
 def policy_controller(checkpoint: str | os.PathLike, env: gym.Env | None = None) -> Any:
     """Load a policy checkpoint (``Policy.load``) as a controller for ``env``.
 
-    A plain policy becomes a :class:`PolicyController`. An agent (``embodia.agents``) becomes a ``MemoryAgent``;
-    one trained to act from a later task phase (``act_from_phase``) runs under the hand-over protocol, the env's
-    scripted expert driving the earlier phases (``embodia.agents.handover``), which needs ``env``.
+    A plain policy becomes a :class:`PolicyController`. A policy that runs its own controller (an agent,
+    ``embodia.agents``: it defines ``rollout_controller(env)``) builds it; an agent trained to act from a later task
+    phase runs under the hand-over protocol, the env's scripted expert driving the earlier phases, which needs
+    ``env``.
 
     Raises:
         CheckpointError: Missing, corrupt or foreign checkpoint.
@@ -117,16 +118,10 @@ def policy_controller(checkpoint: str | os.PathLike, env: gym.Env | None = None)
     """
     torch.set_num_threads(1)
     policy = Policy.load(checkpoint)
-    if policy.name != "agent":
+    build = getattr(policy, "rollout_controller", None)
+    if build is None:
         return PolicyController(policy)
-    from embodia.agents.agent import MemoryAgent
-    from embodia.agents.handover import HandoverController
-    from embodia.envs.experts import make_expert
-
-    agent = MemoryAgent(policy)
-    phase = policy.config.act_from_phase
-    if phase == 0:
-        return agent
-    if env is None:
-        raise ValueError(f"{checkpoint}: this agent acts from phase {phase}; the hand-over needs the env")
-    return HandoverController(env, make_expert(env), agent, phase)
+    try:
+        return build(env)
+    except ValueError as exc:
+        raise ValueError(f"{checkpoint}: {exc}") from None

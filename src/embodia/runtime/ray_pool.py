@@ -90,6 +90,7 @@ def _make_actor_class() -> Any:
             env_kwargs: dict[str, Any] | None,
             controller_fn: Callable | None,
             action_noise: float = 0.0,
+            labeller_fn: Callable | None = None,
         ) -> None:
             import torch
 
@@ -97,7 +98,7 @@ def _make_actor_class() -> Any:
             from embodia.runtime.rollout import RolloutWorker
 
             torch.set_num_threads(1)
-            self.worker = RolloutWorker(env_id, env_kwargs, controller_fn, action_noise)
+            self.worker = RolloutWorker(env_id, env_kwargs, controller_fn, action_noise, labeller_fn)
 
         def pid(self) -> int:
             return os.getpid()
@@ -115,6 +116,8 @@ class RayRolloutPool:
         env_id: A registered Gymnasium id.
         env_kwargs: Keyword arguments for ``gymnasium.make``.
         controller_fn: Builds the controller from the env (picklable; default: the env's scripted expert).
+        action_noise: DART noise injection (:class:`~embodia.runtime.rollout.RolloutWorker`).
+        labeller_fn: DAgger relabelling (:class:`~embodia.runtime.rollout.RolloutWorker`; picklable).
         workers: Number of actors.
         address: A running cluster's ``HOST:PORT``; None starts (or reuses) a local Ray instance.
         max_restarts: Replacement actors the pool may start in one ``run`` before giving up.
@@ -131,6 +134,7 @@ class RayRolloutPool:
         controller_fn: Callable | None = None,
         *,
         action_noise: float = 0.0,
+        labeller_fn: Callable | None = None,
         workers: int = 2,
         address: str | None = None,
         max_restarts: int = 8,
@@ -143,6 +147,7 @@ class RayRolloutPool:
         self.env_kwargs = dict(env_kwargs or {})
         self.controller_fn = controller_fn
         self.action_noise = action_noise
+        self.labeller_fn = labeller_fn
         self.max_restarts = max_restarts
         self.progress = progress
         self.restarts = 0
@@ -155,7 +160,9 @@ class RayRolloutPool:
             raise ValueError(f"cannot start rollout actors for {env_id}: {_cause(err)}") from None
 
     def _new_actor(self) -> Any:
-        return self._actor_class.remote(self.env_id, self.env_kwargs, self.controller_fn, self.action_noise)
+        return self._actor_class.remote(
+            self.env_id, self.env_kwargs, self.controller_fn, self.action_noise, self.labeller_fn
+        )
 
     def run(self, specs: Iterable[EpisodeSpec], out_dir: str | os.PathLike | None = None) -> list[EpisodeResult]:
         """Run every spec once (re-running those whose actor died) and return the results in spec order.

@@ -94,6 +94,10 @@ class RolloutWorker:
             the episode file records the controller's own action ``a`` as the label; the states and observations
             are those the perturbed actions led to. A policy cloned from such episodes has seen the expert recover
             from its own kind of errors. Needs a bounded ``Box`` action space.
+        labeller_fn: Builds a labeller from the env (e.g. ``make_expert``): DAgger relabelling (Ross et al. 2011).
+            The env executes the controller's action while the episode file records the labeller's action for the
+            same state as the label; each episode's ``extra`` says ``"labelled_by": "expert"``. None: the
+            controller's own actions are the labels.
     """
 
     def __init__(
@@ -102,6 +106,7 @@ class RolloutWorker:
         env_kwargs: dict[str, Any] | None = None,
         controller_fn: Callable[[gym.Env], Expert] | None = None,
         action_noise: float = 0.0,
+        labeller_fn: Callable[[gym.Env], Expert] | None = None,
     ) -> None:
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
@@ -115,6 +120,7 @@ class RolloutWorker:
             self.env.close()
             raise ValueError(f"--action-noise needs a bounded Box action space; {env_id} has {space}")
         self.controller = (controller_fn or make_expert)(self.env)
+        self.labeller = None if labeller_fn is None else labeller_fn(self.env)
         self._reward_terms = tuple(
             getattr(self.env, "REWARD_TERMS", ()) or getattr(self.env.unwrapped, "REWARD_TERMS", ())
         )
@@ -132,6 +138,8 @@ class RolloutWorker:
         obs, _ = env.reset(seed=spec.seed)
         env.action_space.seed(spec.seed)
         self.controller.reset(spec.seed)
+        if self.labeller is not None:
+            self.labeller.reset(spec.seed)
         source = self._state_source
         recorder.start(obs, source.get_mj_state() if self._has_state else None)
         instruction = obs.get("instruction", "") if isinstance(obs, dict) else ""
@@ -139,6 +147,7 @@ class RolloutWorker:
         total_reward = 0.0
         done = False
         while not done:
+            label = None if self.labeller is None else np.asarray(self.labeller.act(obs), dtype=np.float32)
             action = np.asarray(self.controller.act(obs), dtype=np.float32)
             executed = action
             if half_range is not None:  # DART: execute a perturbed action, record the controller's as the label
@@ -146,7 +155,7 @@ class RolloutWorker:
                 executed = np.clip(action + noise, env.action_space.low, env.action_space.high).astype(np.float32)
             obs, reward, terminated, truncated, info = env.step(executed)
             state = source.get_mj_state() if self._has_state else None
-            recorder.add(action, obs, reward, terminated, truncated, info, state)
+            recorder.add(action if label is None else label, obs, reward, terminated, truncated, info, state)
             total_reward += float(reward)
             done = terminated or truncated
         metrics = info.get("metrics")
@@ -157,6 +166,8 @@ class RolloutWorker:
         extra = _json_safe({**self.controller.info(), "sim_unstable": bool(info.get("sim_unstable", False))})
         if self.action_noise > 0:
             extra["action_noise"] = self.action_noise
+        if self.labeller is not None:
+            extra["labelled_by"] = "expert"
         snapshot = getattr(self.controller, "memory_snapshot", None)  # agents with memory: what it held at the end
         episode = recorder.finish(
             env_id=self.env_id,

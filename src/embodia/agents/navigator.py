@@ -1,0 +1,335 @@
+"""The learned memory agent (policy name ``"navigator"``): Mem4Nav's modular backbone with a learned controller.
+
+Mem4Nav's modular backbone plans on the memory and feeds its policy ``[v_t ; m_t ; waypoint − p_t]``. Here the
+backbone is the modular agent's (:mod:`embodia.agents.modular`): perception, the Mem4Nav memory (written with a
+fixed view descriptor) and the street planner (:mod:`embodia.agents.planner`: ``Mem4NavMemory.locate`` keyed by
+the instruction's landmark, the goal's street anchor, a Dijkstra path on the topology graph). What is learned is
+the controller: an inner policy (EBT-Policy by default; Diffusion Policy, MLP) reads the plan and the free space
+around the robot (:mod:`embodia.agents.plan_features`, 22 numbers per step, ``n_obs_steps`` steps) and outputs
+action chunks (speed, yaw rate, stop).
+
+Training rows are made by the same code as inference: each episode is replayed through a
+:class:`NavigatorAgent` (its memory written and the plan made at every step, as in a rollout), giving one feature
+row per step (:class:`NavigatorWindows`). With memory mode ``"none"`` the planner knows only what is in view, so a
+navigator trained that way is the no-memory baseline trained as such.
+
+The memory has no trained parameter here: the navigator's parameters are the inner policy's, and every one of them
+is trained (tested). The memory's learned parts (R, the LTM key projection) are not used by ``locate``.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from embodia.agents.ablation import check_memory_mode
+from embodia.agents.data import PhaseWindows, phase_mask
+from embodia.agents.modular import ModularAgent, ModularAgentConfig
+from embodia.agents.perception import SensorFields
+from embodia.agents.plan_features import NUM_FEATURES, plan_features
+from embodia.agents.planner import Plan
+from embodia.agents.tokenizer import goal_landmark_class
+from embodia.data.episodes import Episode
+from embodia.policies.base import Policy, PolicyConfig
+from embodia.policies.factory import make_policy
+from embodia.validation import check_int
+
+__all__ = ["NavigatorAgent", "NavigatorConfig", "NavigatorPolicy", "NavigatorWindows"]
+
+INNER_POLICIES = ("ebt", "diffusion", "mlp")
+FEATURES_KEY = "plan_features"
+
+
+@dataclass(kw_only=True)
+class NavigatorConfig(PolicyConfig, SensorFields):
+    """The learned memory agent: memory mode, inner policy and the sensor layout its features are read from.
+
+    ``obs_dim`` is the feature width (:data:`~embodia.agents.plan_features.NUM_FEATURES`; leave it 0).
+    """
+
+    obs_dim: int = 0
+    """Do: the feature width; 0 = derive it."""
+    action_dim: int = 3
+    """Da: UrbanNav's ``[speed, yaw rate, stop]``."""
+    memory: str = "full"
+    """Memory ablation mode (``embodia.agents.ablation.MEMORY_MODES``)."""
+    policy: str = "ebt"
+    """Inner policy: ``ebt`` (EBT-Policy), ``diffusion`` or ``mlp``."""
+    policy_kwargs: str = "{}"
+    """JSON object of inner policy config fields (e.g. ``{"inference_steps": 2}``)."""
+    act_from_phase: int = 0
+    """Task phase from which the agent acts (earlier phases are driven by the env's expert while the agent
+    observes, ``embodia.agents.handover``); training samples are the steps of these phases."""
+
+    def __post_init__(self) -> None:
+        check_memory_mode(self.memory)
+        check_int("act_from_phase", self.act_from_phase, 0)
+        if self.policy not in INNER_POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(INNER_POLICIES)}; got {self.policy!r}")
+        self.inner_kwargs()  # validates the JSON
+        if self.obs_dim == 0:
+            self.obs_dim = NUM_FEATURES
+        elif self.obs_dim != NUM_FEATURES:
+            raise ValueError(f"obs_dim {self.obs_dim} is not the navigator's feature width {NUM_FEATURES}; use 0")
+        super().__post_init__()
+        self.ray_geometry()  # validates the sensor fields
+
+    def inner_kwargs(self) -> dict[str, Any]:
+        """The inner policy's config fields from ``policy_kwargs``."""
+        try:
+            kwargs = json.loads(self.policy_kwargs)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"policy_kwargs must be a JSON object, got {self.policy_kwargs!r} ({exc})") from None
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"policy_kwargs must be a JSON object, got {self.policy_kwargs!r}")
+        reserved = sorted({"obs_dim", "action_dim", "n_obs_steps", "horizon", "n_action_steps"} & set(kwargs))
+        if reserved:
+            raise ValueError(f"policy_kwargs may not set {reserved}: they come from the navigator config")
+        return kwargs
+
+    def backbone_config(self) -> ModularAgentConfig:
+        """The modular backbone's settings (memory mode; planner distances and descriptor at their defaults)."""
+        return ModularAgentConfig(memory=self.memory)
+
+
+class NavigatorPolicy(Policy):
+    """The navigator's learned part: an inner policy on plan features (see the module docstring).
+
+    Batches are the inner policy's: ``{"obs": (B, To, 22), "action": (B, Tp, 3), "action_mask": (B, Tp)}``.
+
+    Attributes:
+        inner: The inner policy.
+    """
+
+    name = "navigator"
+    config_class = NavigatorConfig
+
+    def __init__(self, config: NavigatorConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.inner = make_policy(
+            c.policy, obs_dim=NUM_FEATURES, action_dim=c.action_dim, n_obs_steps=c.n_obs_steps, horizon=c.horizon,
+            n_action_steps=c.n_action_steps, **c.inner_kwargs(),
+        )  # fmt: skip
+
+    @classmethod
+    def data_defaults(cls, episode: Episode) -> dict[str, Any]:
+        """Config fields the data decides: the sensor layout of the env that recorded ``episode``."""
+        return SensorFields.from_env_kwargs(episode.env_kwargs)
+
+    def training_windows(self, episodes: Sequence[Episode], *, progress: bool = False) -> NavigatorWindows:
+        """Training windows: ``episodes`` replayed through a :class:`NavigatorAgent` (module docstring)."""
+        return NavigatorWindows(self, episodes, progress=progress)
+
+    def rollout_controller(self, env: Any) -> Any:
+        """This agent as a rollout controller: a ``NavigatorAgent``, under the hand-over protocol if it acts later.
+
+        With ``act_from_phase >= 1`` the env's expert drives the earlier phases (``embodia.agents.handover``).
+
+        Raises:
+            ValueError: A hand-over agent without ``env``.
+        """
+        from embodia.agents.handover import handover_controller
+
+        return handover_controller(NavigatorAgent(self), env, self.config.act_from_phase)
+
+    @property
+    def last_nfe(self) -> Tensor | None:
+        """The inner policy's network evaluations in its last plan, if it counts them."""
+        return getattr(self.inner, "last_nfe", None)
+
+    @property
+    def last_energy(self) -> Tensor | None:
+        """The inner policy's final chunk energy in its last plan (energy-based inner policies), else None."""
+        return getattr(self.inner, "last_energy", None)
+
+    def fit_normalizer(self, obs: np.ndarray | Tensor, actions: np.ndarray | Tensor) -> NavigatorPolicy:
+        """Fit the inner policy's normaliser (and this one's, kept for inspection); returns self."""
+        super().fit_normalizer(obs, actions)
+        self.inner.fit_normalizer(obs, actions)
+        return self
+
+    def batch_spec(self) -> str:
+        """The expected batch (the inner policy's)."""
+        return self.inner.batch_spec()
+
+    def predict_action(self, batch: Mapping[str, Tensor | np.ndarray]) -> Tensor:
+        """Raw action chunk ``(B, Tp, 3)`` from ``{"obs": (B, To, 22)}``."""
+        return self.inner.predict_action(batch)
+
+    def compute_loss(self, batch: Mapping[str, Tensor | np.ndarray]) -> tuple[Tensor, dict[str, float]]:
+        """The inner policy's loss on a batch of feature windows and action chunks."""
+        return self.inner.compute_loss(batch)
+
+
+class NavigatorAgent:
+    """Runs a :class:`NavigatorPolicy` in an UrbanNav episode: backbone (memory + planner), features, inner policy.
+
+    A rollout controller (``reset(seed)``, ``observe(obs)``, ``act(obs)``, ``info()``), like the modular agent.
+
+    Args:
+        policy: The navigator policy (its normaliser fitted, e.g. loaded from a checkpoint).
+    """
+
+    def __init__(self, policy: NavigatorPolicy) -> None:
+        if not isinstance(policy, NavigatorPolicy):
+            raise TypeError(f"NavigatorAgent needs a NavigatorPolicy, got {type(policy).__name__}")
+        self.policy = policy.eval()
+        c = policy.config
+        self.geometry = c.ray_geometry()
+        self.backbone = ModularAgent(c.backbone_config(), self.geometry)
+        self._window: collections.deque[np.ndarray] = collections.deque(maxlen=c.n_obs_steps)
+        self.reset()
+
+    @property
+    def memory(self) -> Any:
+        """The backbone's ``Mem4NavMemory`` (None in memory mode ``"none"``)."""
+        return self.backbone.memory
+
+    def reset(self, seed: int | None = None) -> None:
+        """Start an episode: empty memory, window and plan (seeds torch with ``seed`` when given)."""
+        if seed is not None:
+            torch.manual_seed(seed)
+        self.backbone.reset()
+        self.policy.reset()
+        self._window.clear()
+        self._instruction: str | None = None
+        self.plan = None
+        self._plan_ms: list[float] = []
+        self._nfe: list[float] = []
+        self._observe_ms: list[float] = []
+        self._act_ms: list[float] = []
+        self._found: list[bool] = []
+
+    def observe(self, obs: Mapping[str, Any], *, plan: bool = False) -> np.ndarray:
+        """Perceive, write memory and compute the step's features (without acting).
+
+        Args:
+            obs: UrbanNav observation with ``depth``, ``semantic``, ``pose`` and ``instruction``.
+            plan: Plan this step (``act`` does). A step only watched (another controller drives, the hand-over's
+                early phases) is not planned: its features say "goal unknown" and hold the free space only. The
+                training replay does the same per step, so a window that spans the hand-over matches.
+
+        Returns:
+            ``(22,)`` float32 features of this step.
+
+        Raises:
+            ValueError: A malformed observation or a missing instruction.
+        """
+        start = time.perf_counter()
+        instruction = obs.get("instruction") if isinstance(obs, Mapping) else None
+        if isinstance(instruction, bytes | np.bytes_):
+            instruction = instruction.decode()
+        if not isinstance(instruction, str):
+            raise ValueError(f"the observation needs an 'instruction' string, got {type(instruction).__name__}")
+        percept = self.backbone.observe(obs)
+        planner = self.backbone.planner
+        if instruction != self._instruction:
+            self._instruction = instruction
+            planner.new_instruction()
+        step_plan = planner.plan(goal_landmark_class(instruction), percept) if plan else Plan()
+        position = percept.position[:2]
+        lookahead = planner.lookahead_point(position, step_plan.waypoints) if step_plan.found else None
+        features = plan_features(
+            step_plan, lookahead, position, percept.yaw, np.asarray(obs["depth"]), planner.junctions.rows,
+            self.geometry.max_range,
+        )  # fmt: skip
+        self.plan = step_plan
+        if not self._window:
+            self._window.extend([features] * self._window.maxlen)  # pad with the first step, as training windows do
+        else:
+            self._window.append(features)
+        self._observe_ms.append(1e3 * (time.perf_counter() - start))
+        return features
+
+    def act(self, obs: Mapping[str, Any]) -> np.ndarray:
+        """Observe, then the next action ``(3,)`` float32 of the current chunk (re-planning when it is used up)."""
+        act_start = time.perf_counter()
+        self.observe(obs, plan=True)
+        self._found.append(self.plan.found)
+        replans = len(self.policy._action_queue) == 0
+        start = time.perf_counter()
+        with torch.no_grad():
+            batch = {"obs": np.stack(self._window)[None]}  # (1, To, 22)
+            action = self.policy.select_action(batch)[0].cpu().numpy().astype(np.float32)  # (3,)
+        if replans:
+            self._plan_ms.append(1e3 * (time.perf_counter() - start))
+            nfe = self.policy.last_nfe
+            self._nfe.append(float(nfe.float().mean()) if isinstance(nfe, torch.Tensor) else 1.0)
+        self._act_ms.append(1e3 * (time.perf_counter() - act_start))
+        return action
+
+    def memory_snapshot(self) -> dict[str, np.ndarray] | None:
+        """What the memory holds now and the first plan, for the episode file; None without memory."""
+        return self.backbone.memory_snapshot()
+
+    def info(self) -> dict[str, Any]:
+        """Per-episode figures of the agent.
+
+        Returns:
+            Agent, inner policy, memory mode, latencies (ms), evaluations per chunk, the share of acting steps with
+            the goal located (``goal_found_rate``) and memory statistics.
+        """
+        out: dict[str, Any] = {
+            "policy": self.policy.name,
+            "inner_policy": self.policy.config.policy,
+            "memory": self.policy.config.memory,
+            "plans": len(self._plan_ms),
+            "plan_ms_mean": float(np.mean(self._plan_ms)) if self._plan_ms else 0.0,
+            "observe_ms_mean": float(np.mean(self._observe_ms)) if self._observe_ms else 0.0,
+            "nfe_mean": float(np.mean(self._nfe)) if self._nfe else 0.0,
+        }
+        if self._act_ms:  # absent when the agent never acted (the episode ended before the hand-over)
+            out["act_ms_mean"] = float(np.mean(self._act_ms))
+            out["goal_found_rate"] = float(np.mean(self._found))
+        out.update({f"memory/{k}": v for k, v in self.backbone.memory_stats().items()})
+        return out
+
+
+class NavigatorWindows(PhaseWindows):
+    """Training windows over plan features: episodes replayed through a :class:`NavigatorAgent`.
+
+    Args:
+        policy: The navigator policy (its settings decide the backbone; its weights are not used).
+        episodes: UrbanNav episodes (``depth``, ``semantic``, ``pose``, ``instruction`` observations).
+        progress: Show a progress bar over episodes.
+    """
+
+    def __init__(self, policy: NavigatorPolicy, episodes: Sequence[Episode], *, progress: bool = False) -> None:
+        import dataclasses
+
+        from tqdm import tqdm
+
+        episodes = list(episodes)
+        if not episodes:
+            raise ValueError("NavigatorWindows needs at least one episode")
+        c = policy.config
+        agent = NavigatorAgent(policy)
+        replayed = []
+        bar = tqdm(episodes, desc="replay memory", unit="ep", disable=not progress, dynamic_ncols=True)
+        for e, ep in enumerate(bar):
+            obs = ep.observations
+            if not isinstance(obs, dict):
+                raise ValueError(f"episode {e} ({ep.env_id}) has a Box observation; the navigator needs UrbanNav's")
+            steps = len(ep.actions)
+            acting = np.ones(steps, dtype=bool) if c.act_from_phase == 0 else phase_mask([ep], c.act_from_phase)
+            acting = np.append(acting, acting[-1] if steps else True)  # the final observation: as the step before
+            agent.reset()
+            try:
+                rows = [
+                    agent.observe({k: v[t] for k, v in obs.items()}, plan=bool(acting[t])) for t in range(steps + 1)
+                ]
+            except ValueError as exc:
+                raise ValueError(f"episode {e} (seed {ep.seed}): {exc}") from None
+            replayed.append(dataclasses.replace(ep, observations={FEATURES_KEY: np.stack(rows)}))
+        super().__init__(replayed, n_obs_steps=c.n_obs_steps, horizon=c.horizon, obs_keys=(FEATURES_KEY,))
+        if c.act_from_phase > 0:
+            self.keep_phases(episodes, c.act_from_phase)

@@ -1,0 +1,154 @@
+"""DAgger (Ross et al. 2011): roll the learner out, label the states it visits with the expert, aggregate, retrain.
+
+``train_with_dagger`` trains on the demonstrations, then ``rounds`` times:
+
+1. rolls the latest policy out on ``episodes`` episodes (on Ray workers with ``workers >= 1``) while the env's
+   scripted expert labels every visited state (``collect(..., labeller_fn=make_expert)``: the learner's action
+   is executed, the expert's is recorded);
+2. aggregates the demonstrations and every round's labelled rollouts (hard links, so nothing is copied);
+3. retrains from scratch on the aggregate with the same budget.
+
+Layout of ``run_dir``: the last round's run itself (``policy.pt``, ``summary.json`` with a ``dagger`` list of
+per-round figures, TensorBoard events), ``dagger/round_<k>/`` the earlier runs, ``dagger/rollouts_<k>/`` the
+labelled rollouts of round ``k`` (episode files and ``summary.json``: the learner's on-policy figures),
+``dagger/data_<k>/`` the aggregates and ``dagger/`` TensorBoard scalars per round (``dagger/*``). Any env with a
+registered expert works, manipulation included. A rollout worker that dies is replaced and its episode re-run (the
+rollout pool's exactly-once rule), so no labelled episode is lost.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from embodia.data.episodes import episode_files, read_episode
+from embodia.envs.experts import make_expert
+from embodia.runtime.collect import collect
+from embodia.runtime.policy_controller import policy_controller
+from embodia.runtime.rollout import write_json_atomic
+from embodia.training.config import TrainConfig
+from embodia.training.run import SUMMARY_NAME, train_run
+from embodia.validation import check_int
+
+__all__ = ["DAGGER_SEED", "train_with_dagger"]
+
+DAGGER_SEED = 2_000_000
+"""Seed of round 1's first rollout (round k starts at ``seed + (k - 1) * episodes``); apart from the seeds demos
+(0, ...) and evaluations (1,000,000, ...) use."""
+
+
+def train_with_dagger(
+    data: str | os.PathLike,
+    policy_name: str,
+    run_dir: str | os.PathLike,
+    config: TrainConfig,
+    *,
+    rounds: int,
+    episodes: int,
+    seed: int = DAGGER_SEED,
+    workers: int = 0,
+    ray_address: str | None = None,
+    policy_kwargs: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train with ``rounds`` DAgger rounds of ``episodes`` labelled rollouts each (see the module docstring).
+
+    Args:
+        data: Directory of demonstration episode files; its env (recorded in the files) is rolled out.
+        policy_name: A registered policy.
+        run_dir: The run directory.
+        config: Budget and hyperparameters of every training (round 0 and each retraining).
+        rounds: DAgger rounds (>= 1).
+        episodes: Labelled rollouts per round (>= 1).
+        seed: Seed of the first rollout.
+        workers: Ray actors for the rollouts (0: in this process).
+        ray_address: A running Ray cluster for the actors.
+        policy_kwargs: Overrides of the policy's config.
+        overwrite: Start over in an existing run directory.
+        progress: Show progress bars.
+
+    Returns:
+        The final run's summary (``run_dir/summary.json``), with ``dagger``: per round, the rollouts' seeds, their
+        on-policy metrics (mean success/TC of the policy being corrected) and the samples trained on next.
+
+    Raises:
+        ValueError: Bad arguments, data without episodes or without an expert for its env, or an existing run
+            without ``overwrite`` (checked before anything is trained).
+    """
+    check_int("--dagger-rounds", rounds, 1)
+    check_int("--dagger-episodes", episodes, 1)
+    check_int("--dagger-seed", seed, 0)
+    data, run_dir = Path(data), Path(run_dir)
+    files = episode_files(data) if data.is_dir() else []
+    if not files:
+        raise ValueError(f"--data {data} holds no episode files (*.h5)")
+    env_id = read_episode(files[0]).env_id
+    import gymnasium as gym
+
+    import embodia  # noqa: F401  (registers the environments)
+
+    probe = gym.make(env_id)
+    try:
+        make_expert(probe)  # fails now, with the list of envs that have experts, not after round 0's training
+    finally:
+        probe.close()
+    work = run_dir / "dagger"
+    if (work.exists() or (run_dir / "policy.pt").exists()) and not overwrite:
+        raise ValueError(f"--run {run_dir} already holds a run; pass --overwrite to start over")
+    if work.exists():
+        shutil.rmtree(work)
+    train = functools.partial(train_run, policy_name=policy_name, config=config, policy_kwargs=policy_kwargs)
+    train(data, run_dir=work / "round_0", overwrite=True, progress=progress)
+    sources, history = [data], []
+    for k in range(1, rounds + 1):
+        previous = work / f"round_{k - 1}" / "policy.pt"
+        rollouts = work / f"rollouts_{k}"
+        first = seed + (k - 1) * episodes
+        summary = collect(
+            env_id, episodes, rollouts, seed=first, controller_fn=functools.partial(policy_controller, str(previous)),
+            labeller_fn=make_expert, overwrite=True, progress=progress, workers=workers, ray_address=ray_address,
+        )  # fmt: skip
+        sources.append(rollouts)
+        aggregate = _aggregate(sources, work / f"data_{k}")
+        last = k == rounds
+        result = train(aggregate, run_dir=run_dir if last else work / f"round_{k}", overwrite=True, progress=progress)
+        metrics = {name: summary["metrics"][name]["mean"] for name in ("success", "tc") if name in summary["metrics"]}
+        history.append(
+            {"round": k, "seeds": [first, first + episodes - 1], "rollout_metrics": metrics,
+             "episodes_trained_on": len(episode_files(aggregate)), "final_loss": result.last_terms.get("loss")}
+        )  # fmt: skip
+        _log_round(work, k, metrics, len(episode_files(aggregate)))
+    final = json.loads((run_dir / SUMMARY_NAME).read_text())
+    final["dagger"] = history
+    write_json_atomic(run_dir / SUMMARY_NAME, final)
+    return final
+
+
+def _aggregate(sources: list[Path], out: Path) -> Path:
+    """A directory of hard links (copies where links fail) to every episode file in ``sources``."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for s, source in enumerate(sources):
+        for path in episode_files(source):
+            target = out / f"episode_{s:02d}_{path.name.removeprefix('episode_')}"
+            try:
+                os.link(path, target)
+            except OSError:
+                shutil.copy2(path, target)
+    return out
+
+
+def _log_round(log_dir: Path, k: int, metrics: dict[str, float], episodes: int) -> None:
+    """TensorBoard scalars of round ``k``: the learner's on-policy rollout metrics and the aggregate's size."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(log_dir)) as writer:
+        for name, value in metrics.items():
+            writer.add_scalar(f"dagger/rollout_{name}", value, k)
+        writer.add_scalar("dagger/episodes_trained_on", episodes, k)

@@ -1,0 +1,85 @@
+"""DAgger: the learner's rollouts relabelled by the expert, aggregated and trained on, round by round."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from embodia.data.episodes import episode_files, read_episode
+from embodia.envs.experts import make_expert
+from embodia.policies.base import Policy
+from embodia.runtime.collect import collect
+from embodia.runtime.dagger import train_with_dagger
+from embodia.runtime.rollout import EpisodeSpec, RolloutWorker, make_env
+from embodia.training.config import TrainConfig
+
+ENV = "embodia/DetourReach-Sided-v0"
+
+
+class StandStill:
+    """A learner that never moves (its states differ from the expert's at once)."""
+
+    def __init__(self, env):
+        self.zero = np.zeros(env.action_space.shape, dtype=np.float32)
+
+    def reset(self, seed=None):
+        pass
+
+    def act(self, obs):
+        return self.zero
+
+    def info(self):
+        return {"controller": "stand-still"}
+
+
+def test_relabelled_rollouts_record_the_experts_action_in_the_learners_states(tmp_path):
+    worker = RolloutWorker(ENV, {"max_episode_steps": 30}, StandStill, labeller_fn=make_expert)
+    episode = read_episode(worker.run_episode(EpisodeSpec(0, 3), tmp_path).path)
+    worker.close()
+    assert episode.extra["labelled_by"] == "expert" and episode.num_steps == 30
+    assert np.abs(episode.actions).max() > 0  # the labels are not what was executed
+    env = make_env(ENV, {"max_episode_steps": 30})  # drive a fresh env the learner's way, ask the expert each step
+    expert = make_expert(env)
+    obs, _ = env.reset(seed=3)
+    expert.reset(3)
+    for t in range(episode.num_steps):
+        np.testing.assert_array_equal(np.asarray(expert.act(obs), dtype=np.float32), episode.actions[t])
+        obs, *_ = env.step(np.zeros(env.action_space.shape, dtype=np.float32))
+    env.close()
+
+
+def test_train_with_dagger_aggregates_rounds_and_logs_them(tmp_path):
+    demos = tmp_path / "demos"
+    collect(ENV, 2, demos, seed=0, progress=False)
+    config = TrainConfig(steps=10, batch_size=8, warmup_steps=2, checkpoint_every=100)
+    run = tmp_path / "run"
+    summary = train_with_dagger(demos, "mlp", run, config, rounds=2, episodes=2, seed=50, progress=False)
+    assert [r["round"] for r in summary["dagger"]] == [1, 2]
+    assert summary["dagger"][1]["seeds"] == [52, 53] and summary["dagger"][1]["episodes_trained_on"] == 6
+    assert "success" in summary["dagger"][0]["rollout_metrics"]
+    assert json.loads((run / "summary.json").read_text())["dagger"] == summary["dagger"]
+    for k in (1, 2):
+        rollouts = json.loads((run / "dagger" / f"rollouts_{k}" / "summary.json").read_text())
+        assert rollouts["labelled_by"] == "expert" and len(rollouts["files"]) == 2
+    assert len(episode_files(run / "dagger" / "data_2")) == 6
+    assert isinstance(Policy.load(run / "policy.pt"), Policy)
+    assert list((run / "dagger").glob("events.out.tfevents.*"))
+    with pytest.raises(ValueError, match="already holds a run"):
+        train_with_dagger(demos, "mlp", run, config, rounds=1, episodes=1, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"rounds": 0}, "--dagger-rounds must be an integer >= 1"),
+     ({"episodes": 0}, "--dagger-episodes must be an integer >= 1"),
+     ({"data": "empty"}, "holds no episode files")],
+)  # fmt: skip
+def test_bad_dagger_arguments_are_refused_before_training(tmp_path, kwargs, match):
+    (tmp_path / "empty").mkdir()
+    args = {"rounds": 1, "episodes": 1, **kwargs}
+    data = tmp_path / args.pop("data", "empty")
+    with pytest.raises(ValueError, match=match):
+        train_with_dagger(data, "mlp", tmp_path / "run", TrainConfig(steps=5), progress=False, **args)
+    assert not (tmp_path / "run").exists()
