@@ -136,3 +136,12 @@ def test_checkpoint_loads_as_a_handover_controller(tmp_path):
         env.close()
     assert isinstance(policy_controller(fitted(make_policy("navigator", policy="mlp")).save(tmp_path / "b.pt")),
                       NavigatorAgent)  # fmt: skip
+
+
+def test_eval_media_reads_the_navigators_inner_energy(return_episodes):
+    from embodia.replay.tb_media import ebt_descent_energies
+
+    torch.manual_seed(0)
+    policy = fitted(make_policy("navigator", act_from_phase=1))
+    energies = ebt_descent_energies(policy, return_episodes[0], windows=4)
+    assert len(energies) == policy.inner.config.inference_steps + 1 and all(map(math.isfinite, energies))

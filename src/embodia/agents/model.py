@@ -397,6 +397,14 @@ class AgentPolicy(Policy):
             )  # fmt: skip
         return torch.cat([v, m], dim=-1).reshape(b, t, -1)  # (B, To, 2d)
 
+    def inner_observations(self, batch: Mapping[str, Tensor | np.ndarray]) -> Tensor:
+        """What the inner policy sees ``(B, To, 2d)`` for a training batch (rows and their items' observations)."""
+        rows = self._rows(batch)
+        contents = (None, None)
+        if self.reader is not None:
+            contents = self._item_contents(rows, self._items(batch, "item_obs", rows, self.layout.raw_width))
+        return self.features(rows, *contents)
+
     def _item_contents(self, obs: Tensor, item_obs: Tensor) -> tuple[Tensor, Tensor]:
         """Recompute item embeddings and tokens from their source observations (training; with gradients)."""
         from embodia.memory.mem4nav import SOURCE_STM

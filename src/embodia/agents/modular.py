@@ -247,9 +247,15 @@ class ModularAgent:
         return out
 
     def memory_stats(self) -> dict[str, float]:
-        """``Mem4NavMemory.stats()`` (nothing without memory) plus ``junctions``, the junctions remembered."""
+        """Memory figures of the episode.
+
+        Returns:
+            ``Mem4NavMemory.stats()`` (nothing without memory), ``junctions`` (the junctions remembered) and which
+            memory parts located the goal (``StreetPlanner.source_rates``).
+        """
         stats = {} if self.memory is None else self.memory.stats()
         stats["junctions"] = float(len(self.planner.junctions))
+        stats.update(self.planner.source_rates())
         return stats
 
     # ------------------------------------------------------------------ perception and memory

@@ -45,6 +45,16 @@ from embodia.validation import check_int
 __all__ = ["NavigatorAgent", "NavigatorConfig", "NavigatorPolicy", "NavigatorWindows"]
 
 INNER_POLICIES = ("ebt", "diffusion", "mlp")
+INNER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ebt": {"energy_form": "residual", "langevin_sigma_max": 0.0, "langevin_sigma_min": 0.0,
+            "step_scale_range": [1.0, 1.0]},
+    "diffusion": {},
+    "mlp": {},
+}  # fmt: skip
+"""The inner policies' settings in the navigator, under ``policy_kwargs``. EBT-Policy with a residual energy, no
+Langevin noise and a fixed step scale (AGENT.md's recipe): on 40 demonstrations and 3,000 steps it reached a
+training MSE of 0.0066 and TC 0.90 [0.70, 0.97] on 20 held-out seeds, where EBT's defaults (mean energy, Langevin
+noise) stayed at MSE 0.082 and TC 0.85 [0.64, 0.95] (MLP: 0.60 [0.39, 0.78])."""
 FEATURES_KEY = "plan_features"
 
 
@@ -64,7 +74,8 @@ class NavigatorConfig(PolicyConfig, SensorFields):
     policy: str = "ebt"
     """Inner policy: ``ebt`` (EBT-Policy), ``diffusion`` or ``mlp``."""
     policy_kwargs: str = "{}"
-    """JSON object of inner policy config fields (e.g. ``{"inference_steps": 2}``)."""
+    """JSON object of inner policy config fields (e.g. ``{"inference_steps": 2}``), over
+    :data:`INNER_DEFAULTS`."""
     act_from_phase: int = 0
     """Task phase from which the agent acts (earlier phases are driven by the env's expert while the agent
     observes, ``embodia.agents.handover``); training samples are the steps of these phases."""
@@ -83,7 +94,7 @@ class NavigatorConfig(PolicyConfig, SensorFields):
         self.ray_geometry()  # validates the sensor fields
 
     def inner_kwargs(self) -> dict[str, Any]:
-        """The inner policy's config fields from ``policy_kwargs``."""
+        """The inner policy's config fields: :data:`INNER_DEFAULTS` with ``policy_kwargs`` over them."""
         try:
             kwargs = json.loads(self.policy_kwargs)
         except (TypeError, json.JSONDecodeError) as exc:
@@ -93,7 +104,7 @@ class NavigatorConfig(PolicyConfig, SensorFields):
         reserved = sorted({"obs_dim", "action_dim", "n_obs_steps", "horizon", "n_action_steps"} & set(kwargs))
         if reserved:
             raise ValueError(f"policy_kwargs may not set {reserved}: they come from the navigator config")
-        return kwargs
+        return {**INNER_DEFAULTS[self.policy], **kwargs}
 
     def backbone_config(self) -> ModularAgentConfig:
         """The modular backbone's settings (memory mode; planner distances and descriptor at their defaults)."""
@@ -157,6 +168,10 @@ class NavigatorPolicy(Policy):
         self.inner.fit_normalizer(obs, actions)
         return self
 
+    def inner_observations(self, batch: Mapping[str, Tensor | np.ndarray]) -> Tensor:
+        """What the inner policy sees ``(B, To, 22)`` for a batch: the feature windows themselves."""
+        return torch.as_tensor(batch["obs"], dtype=torch.float32)
+
     def batch_spec(self) -> str:
         """The expected batch (the inner policy's)."""
         return self.inner.batch_spec()
@@ -207,7 +222,6 @@ class NavigatorAgent:
         self._nfe: list[float] = []
         self._observe_ms: list[float] = []
         self._act_ms: list[float] = []
-        self._found: list[bool] = []
 
     def observe(self, obs: Mapping[str, Any], *, plan: bool = False) -> np.ndarray:
         """Perceive, write memory and compute the step's features (without acting).
@@ -254,7 +268,6 @@ class NavigatorAgent:
         """Observe, then the next action ``(3,)`` float32 of the current chunk (re-planning when it is used up)."""
         act_start = time.perf_counter()
         self.observe(obs, plan=True)
-        self._found.append(self.plan.found)
         replans = len(self.policy._action_queue) == 0
         start = time.perf_counter()
         with torch.no_grad():
@@ -275,8 +288,9 @@ class NavigatorAgent:
         """Per-episode figures of the agent.
 
         Returns:
-            Agent, inner policy, memory mode, latencies (ms), evaluations per chunk, the share of acting steps with
-            the goal located (``goal_found_rate``) and memory statistics.
+            Agent, inner policy, memory mode, latencies (ms), evaluations per chunk and the backbone's memory
+            statistics (``memory/goal_found_rate``: acting steps with the goal located; which memory parts
+            located it).
         """
         out: dict[str, Any] = {
             "policy": self.policy.name,
@@ -289,7 +303,6 @@ class NavigatorAgent:
         }
         if self._act_ms:  # absent when the agent never acted (the episode ended before the hand-over)
             out["act_ms_mean"] = float(np.mean(self._act_ms))
-            out["goal_found_rate"] = float(np.mean(self._found))
         out.update({f"memory/{k}": v for k, v in self.backbone.memory_stats().items()})
         return out
 

@@ -269,14 +269,35 @@ class StreetPlanner:
         self.reset()
 
     def reset(self) -> None:
-        """Forgets the episode: junctions, the chosen object and the first plan."""
+        """Forgets the episode: junctions, the chosen object, the first plan and the source counts."""
         self.junctions.reset()
         self.new_instruction()
+        self.reset_counts()
 
     def new_instruction(self) -> None:
         """Forgets the chosen object and the first plan (a new instruction names a new goal)."""
         self._target: np.ndarray | None = None
         self.first_plan: list[int] = []
+
+    def reset_counts(self) -> None:
+        """Zeroes :meth:`source_rates`' counters."""
+        self._plans, self._found, self._from_stm, self._from_leaves = 0, 0, 0, 0
+
+    def source_rates(self) -> dict[str, float]:
+        """Which memory parts located the goal, over the plans made since :meth:`reset_counts`.
+
+        Returns:
+            ``goal_found_rate`` (plans with a located goal), ``locate_stm_rate`` and ``locate_leaf_rate`` (plans
+            whose chosen object had STM detections / octree-leaf points of the class behind it); empty before the
+            first plan.
+        """
+        if not self._plans:
+            return {}
+        return {
+            "goal_found_rate": self._found / self._plans,
+            "locate_stm_rate": self._from_stm / self._plans,
+            "locate_leaf_rate": self._from_leaves / self._plans,
+        }
 
     def observe(self, depth: np.ndarray, semantic: np.ndarray, position: np.ndarray, yaw: float) -> None:
         """Notes one step for junction tracking (``depth``/``semantic`` ``(E, A)``, ``position`` ``(2,)``)."""
@@ -291,8 +312,10 @@ class StreetPlanner:
         """
         position, yaw = percept.position[:2], percept.yaw
         self._target = None if goal is None else self._locate(goal, percept)
+        self._plans += 1
         if self._target is None:
             return Plan()
+        self._found += 1
         anchor = self._street_anchor(self._target, position, yaw)
         path, waypoints = self._waypoints(anchor)
         if path and not self.first_plan:
@@ -348,13 +371,17 @@ class StreetPlanner:
         )
         if not candidates:
             return None
-        centres = np.array([c.position[:2] for c in candidates])
+        chosen = None
         if self._target is not None:  # keep to the object chosen (objects seen later may gather more support)
-            dist = np.linalg.norm(centres - self._target, axis=1)
+            dist = np.linalg.norm(np.array([c.position[:2] for c in candidates]) - self._target, axis=1)
             if dist.min() <= 2 * cfg.cluster_radius:
-                return centres[int(np.argmin(dist))]
-        passed = [c for c in candidates if c.passed] if streets is not None else []
-        return (passed or candidates)[0].position[:2].copy()
+                chosen = candidates[int(np.argmin(dist))]
+        if chosen is None:
+            passed = [c for c in candidates if c.passed] if streets is not None else []
+            chosen = (passed or candidates)[0]
+        self._from_stm += chosen.stm_support > 0
+        self._from_leaves += chosen.leaf_support > 0
+        return chosen.position[:2].copy()
 
     def _street_anchor(self, target: np.ndarray, position: np.ndarray, yaw: float) -> np.ndarray:
         """``(2,)`` estimated street point that counts as "at" the landmark at ``target`` (``(2,)``)."""

@@ -36,13 +36,8 @@ def ebt_descent_energies(policy: Any, episode: Episode, *, windows: int = 16, se
         return None
     if policy is not inner:  # an agent: its rows replay the episode through its memory
         data = policy.training_windows([episode])
-        batch = data.get_batch(np.arange(min(windows, len(data))))
-        rows = torch.as_tensor(batch["obs"])
         with torch.no_grad():
-            contents = (None, None)
-            if policy.reader is not None:
-                contents = policy._item_contents(rows, torch.as_tensor(batch["item_obs"]))
-            obs = policy.features(rows, *contents)
+            obs = policy.inner_observations(data.get_batch(np.arange(min(windows, len(data)))))
     else:
         data = EpisodeWindows(
             [episode], n_obs_steps=policy.config.n_obs_steps, horizon=policy.config.horizon,

@@ -22,6 +22,7 @@ import functools
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,8 @@ def train_with_dagger(
 
     Returns:
         The final run's summary (``run_dir/summary.json``), with ``dagger``: per round, the rollouts' seeds, their
-        on-policy metrics (mean success/TC of the policy being corrected) and the samples trained on next.
+        on-policy metrics (mean success/TC of the policy being corrected) and the episodes trained on next; and
+        ``dagger_wall_s``, the wall time of all rounds (trainings and rollouts).
 
     Raises:
         ValueError: Bad arguments, data without episodes or without an expert for its env, or an existing run
@@ -102,6 +104,7 @@ def train_with_dagger(
         raise ValueError(f"--run {run_dir} already holds a run; pass --overwrite to start over")
     if work.exists():
         shutil.rmtree(work)
+    start = time.perf_counter()
     train = functools.partial(train_run, policy_name=policy_name, config=config, policy_kwargs=policy_kwargs)
     train(data, run_dir=work / "round_0", overwrite=True, progress=progress)
     sources, history = [data], []
@@ -125,6 +128,7 @@ def train_with_dagger(
         _log_round(work, k, metrics, len(episode_files(aggregate)))
     final = json.loads((run_dir / SUMMARY_NAME).read_text())
     final["dagger"] = history
+    final["dagger_wall_s"] = round(time.perf_counter() - start, 1)  # every round's training and rollouts
     write_json_atomic(run_dir / SUMMARY_NAME, final)
     return final
 

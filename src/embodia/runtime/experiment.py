@@ -41,6 +41,8 @@ class Variant:
         obs_keys: Observation keys of a plain policy (None: every numeric key).
         controller: For ``policy=None``: ``functools.partial``-style factory ``env -> controller`` (picklable).
         env_kwargs: ``gymnasium.make`` keyword arguments for evaluation.
+        dagger_rounds: DAgger rounds after training on the demonstrations (:mod:`embodia.runtime.dagger`).
+        dagger_episodes: Labelled rollouts per DAgger round.
     """
 
     name: str
@@ -50,6 +52,8 @@ class Variant:
     obs_keys: tuple[str, ...] | None = None
     controller: Callable[[gym.Env], Any] | None = None
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    dagger_rounds: int = 0
+    dagger_episodes: int = 0
 
     def __post_init__(self) -> None:
         if (self.policy is None) == (self.controller is None):
@@ -62,9 +66,15 @@ def _train_one(variant: Variant, data: str, run_dir: str, config: TrainConfig, p
 
     import torch
 
+    from embodia.runtime.dagger import train_with_dagger
     from embodia.training.run import train_run
 
     torch.set_num_threads(1)
+    if variant.dagger_rounds:
+        return train_with_dagger(
+            data, variant.policy, run_dir, config, rounds=variant.dagger_rounds, episodes=variant.dagger_episodes,
+            policy_kwargs=variant.policy_kwargs, overwrite=True, progress=progress,
+        )  # fmt: skip
     train_run(
         data, variant.policy, run_dir, config, policy_kwargs=variant.policy_kwargs, obs_keys=variant.obs_keys,
         overwrite=True, progress=progress,
