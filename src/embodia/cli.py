@@ -6,7 +6,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import tyro
 
@@ -73,10 +73,18 @@ class DemoCommand:
 
 @dataclass
 class EvalCommand:
-    """Evaluate a trained policy checkpoint: episode files, summary.json (95 % CIs) and eval/* in TensorBoard."""
+    """Evaluate a policy checkpoint or the modular agent: episode files, summary.json and eval/* in TensorBoard."""
 
-    checkpoint: Path
-    """Policy checkpoint, e.g. runs/ebt/policy.pt (from `embodia train`)."""
+    checkpoint: Path | None = None
+    """Policy checkpoint, e.g. runs/ebt/policy.pt (from `embodia train`); or give --agent."""
+    agent: Literal["modular"] | None = None
+    """A non-learned agent instead of a checkpoint: "modular" (UrbanNav: Mem4Nav memory, street planner, pure
+    pursuit)."""
+    memory: str = "full"
+    """Memory mode of --agent: full, none, stm, ltm, no-octree or no-graph."""
+    act_from_phase: int = 1
+    """--agent acts from this task phase on (the env's expert drives the earlier ones while it watches: the
+    hand-over protocol of UrbanNav-Return-v0); 0: it drives the whole episode."""
     env: str = "embodia/DetourReach-v0"
     """Environment id (see `embodia list`)."""
     episodes: int = 50
@@ -214,22 +222,36 @@ def run_eval(cmd: EvalCommand) -> int:
     from embodia.runtime.experiment import log_eval
     from embodia.runtime.policy_controller import policy_controller
 
-    policy = Policy.load(cmd.checkpoint)  # fail fast on a missing, corrupt or foreign checkpoint
-    controller_fn = functools.partial(policy_controller, str(cmd.checkpoint.resolve()))
+    if (cmd.checkpoint is None) == (cmd.agent is None):
+        raise ValueError("give exactly one of --checkpoint and --agent")
+    if cmd.agent is not None:
+        from embodia.agents.ablation import check_memory_mode
+        from embodia.agents.modular import modular_controller
+
+        check_memory_mode(cmd.memory)
+        if isinstance(cmd.act_from_phase, bool) or cmd.act_from_phase < 0:
+            raise ValueError(f"--act-from-phase must be an integer >= 0, got {cmd.act_from_phase}")
+        policy = None
+        controller_fn = functools.partial(modular_controller, cmd.memory, cmd.act_from_phase)
+        label = f"{cmd.agent} agent (memory {cmd.memory}, acting from phase {cmd.act_from_phase})"
+    else:
+        policy = Policy.load(cmd.checkpoint)  # fail fast on a missing, corrupt or foreign checkpoint
+        controller_fn = functools.partial(policy_controller, str(cmd.checkpoint.resolve()))
+        label = f"{policy.name} ({cmd.checkpoint})"
     if cmd.rollout.overwrite:  # the old run's eval/* events would mix with the new ones
         for old in (cmd.out / "tb").glob("events.out.tfevents.*"):
             old.unlink()
     summary = collect(
         cmd.env, cmd.episodes, cmd.out, seed=cmd.seed, controller_fn=controller_fn, **cmd.rollout.collect_kwargs()
     )
-    log_eval(cmd.out / "tb", summary, f"{policy.name} ({cmd.checkpoint})")
+    log_eval(cmd.out / "tb", summary, label)
     from embodia.replay.report_html import write_eval_report
     from embodia.replay.tb_media import episode_views, first_episode, log_eval_dir_media
 
     episode = first_episode(cmd.out)
     views = episode_views(episode) if episode is not None else {}  # map and memory view, made once for both
     media = log_eval_dir_media(cmd.out / "tb", episode, policy, views)  # replay video, views, EBT descent
-    write_eval_report(cmd.out, f"{policy.name} ({cmd.checkpoint})", episode, views)
+    write_eval_report(cmd.out, label, episode, views)
     print(format_summary(summary))
     print(f"wrote {summary['episodes']} episodes, summary.json, report.html and tb/ ({', '.join(media)}) to {cmd.out}")
     return 0
