@@ -145,3 +145,20 @@ def test_eval_media_reads_the_navigators_inner_energy(return_episodes):
     policy = fitted(make_policy("navigator", act_from_phase=1))
     energies = ebt_descent_energies(policy, return_episodes[0], windows=4)
     assert len(energies) == policy.inner.config.inference_steps + 1 and all(map(math.isfinite, energies))
+
+
+def test_an_unknown_landmark_is_a_one_line_error_and_an_unseen_one_means_exploring(return_episodes):
+    policy = fitted(make_policy("navigator", act_from_phase=1, policy="mlp"))
+    agent = NavigatorAgent(policy)
+    obs = {k: v[0] for k, v in return_episodes[0].observations.items()}
+    with pytest.raises(ValueError, match="names no known landmark") as err:
+        agent.act({**obs, "instruction": "Now go back to the purple dragon you passed."})
+    assert "\n" not in str(err.value)
+    from embodia.envs.nav.city import LANDMARK_CLASSES
+
+    unseen = next(i for i in range(1, len(LANDMARK_CLASSES) + 1) if not (obs["semantic"] == i).any())
+    instruction = f"Go back to the {LANDMARK_CLASSES[unseen - 1]} you passed."
+    agent.reset()
+    features = agent.observe({**obs, "instruction": instruction}, plan=True)
+    assert features[0] == 0.0 and features[5] == 3.0  # not in memory: "not found", no exception
+    assert agent.act({**obs, "instruction": instruction}).shape == (3,)

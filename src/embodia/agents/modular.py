@@ -3,7 +3,7 @@
 Every step the agent perceives (:mod:`embodia.agents.perception`) and writes the step into a
 :class:`~embodia.memory.mem4nav.Mem4NavMemory`: points and classes into the octree, a fixed descriptor of the view
 (:func:`ray_descriptor`) and the position into the topology graph, landmark detections into the STM. When it acts,
-the goal is the instruction's last landmark (:func:`~embodia.agents.tokenizer.goal_landmark_class`); the street
+the goal is the instruction's last landmark (:func:`~embodia.agents.tokenizer.require_goal_landmark`); the street
 planner (:mod:`embodia.agents.planner`, shared with the learned agent) locates it in memory, picks its street
 anchor and plans a graph path there; pure pursuit follows the path and then the anchor, and the agent stops within
 ``stop_distance`` of it.
@@ -34,7 +34,7 @@ import numpy as np
 from embodia.agents.ablation import check_memory_mode, memory_config
 from embodia.agents.perception import Percept, RayGeometry, RayPerception
 from embodia.agents.planner import PlannerConfig, StreetPlanner, wrap_angle
-from embodia.agents.tokenizer import goal_landmark_class
+from embodia.agents.tokenizer import require_goal_landmark
 from embodia.envs.nav.city import NUM_LANDMARK_CLASSES
 
 __all__ = ["ModularAgent", "ModularAgentConfig", "ray_descriptor"]
@@ -316,7 +316,7 @@ class ModularAgent:
             self._instruction = instruction
             self.planner.new_instruction()
             self._turn_to = wrap_angle(yaw + math.pi) if " back " in f" {instruction.lower()} " else None
-        plan = self.planner.plan(goal_landmark_class(instruction), percept)
+        plan = self.planner.plan(require_goal_landmark(instruction), percept)
         self.target, self.anchor, self.plan = plan.target, plan.anchor, plan.path
         if not plan.found:
             return self._explore(np.asarray(obs["depth"], dtype=np.float64), yaw)

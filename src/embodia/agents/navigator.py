@@ -36,7 +36,7 @@ from embodia.agents.modular import ModularAgent, ModularAgentConfig
 from embodia.agents.perception import SensorFields
 from embodia.agents.plan_features import NUM_FEATURES, plan_features
 from embodia.agents.planner import Plan
-from embodia.agents.tokenizer import goal_landmark_class
+from embodia.agents.tokenizer import require_goal_landmark
 from embodia.data.episodes import Episode
 from embodia.policies.base import Policy, PolicyConfig
 from embodia.policies.factory import make_policy
@@ -249,7 +249,7 @@ class NavigatorAgent:
         if instruction != self._instruction:
             self._instruction = instruction
             planner.new_instruction()
-        step_plan = planner.plan(goal_landmark_class(instruction), percept) if plan else Plan()
+        step_plan = planner.plan(require_goal_landmark(instruction), percept) if plan else Plan()
         position = percept.position[:2]
         lookahead = planner.lookahead_point(position, step_plan.waypoints) if step_plan.found else None
         features = plan_features(

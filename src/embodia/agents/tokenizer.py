@@ -94,3 +94,18 @@ def goal_landmark_class(text: str) -> int | None:
         if name in LANDMARK_CLASSES:
             found = LANDMARK_CLASSES.index(name) + 1
     return found
+
+
+def require_goal_landmark(text: str) -> int:
+    """:func:`goal_landmark_class` of an instruction that must name one (every UrbanNav instruction does).
+
+    Raises:
+        ValueError: The instruction names no known landmark (one line, listing the known colours and shapes).
+    """
+    goal = goal_landmark_class(text)
+    if goal is None:
+        raise ValueError(
+            f"the instruction {text!r} names no known landmark (a colour of {', '.join(LANDMARK_COLOURS)} and a "
+            f"shape of {', '.join(LANDMARK_SHAPES)})"
+        )
+    return goal
