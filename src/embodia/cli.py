@@ -80,11 +80,11 @@ class EvalCommand:
     agent: Literal["modular"] | None = None
     """A non-learned agent instead of a checkpoint: "modular" (UrbanNav: Mem4Nav memory, street planner, pure
     pursuit)."""
-    memory: str = "full"
-    """Memory mode of --agent: full, none, stm, ltm, no-octree or no-graph."""
-    act_from_phase: int = 1
-    """--agent acts from this task phase on (the env's expert drives the earlier ones while it watches: the
-    hand-over protocol of UrbanNav-Return-v0); 0: it drives the whole episode."""
+    memory: str | None = None
+    """Memory mode of --agent: full (default), none, stm, ltm, no-octree or no-graph."""
+    act_from_phase: int | None = None
+    """--agent acts from this task phase on (default 1: the env's expert drives the earlier ones while it watches,
+    the hand-over protocol of UrbanNav-Return-v0); 0: it drives the whole episode."""
     env: str = "embodia/DetourReach-v0"
     """Environment id (see `embodia list`)."""
     episodes: int = 50
@@ -228,13 +228,16 @@ def run_eval(cmd: EvalCommand) -> int:
         from embodia.agents.ablation import check_memory_mode
         from embodia.agents.modular import modular_controller
 
-        check_memory_mode(cmd.memory)
-        if isinstance(cmd.act_from_phase, bool) or cmd.act_from_phase < 0:
-            raise ValueError(f"--act-from-phase must be an integer >= 0, got {cmd.act_from_phase}")
+        memory = check_memory_mode("full" if cmd.memory is None else cmd.memory)
+        phase = 1 if cmd.act_from_phase is None else cmd.act_from_phase
+        if phase < 0:
+            raise ValueError(f"--act-from-phase must be an integer >= 0, got {phase}")
         policy = None
-        controller_fn = functools.partial(modular_controller, cmd.memory, cmd.act_from_phase)
-        label = f"{cmd.agent} agent (memory {cmd.memory}, acting from phase {cmd.act_from_phase})"
+        controller_fn = functools.partial(modular_controller, memory, phase)
+        label = f"{cmd.agent} agent (memory {memory}, acting from phase {phase})"
     else:
+        if cmd.memory is not None or cmd.act_from_phase is not None:
+            raise ValueError("--memory and --act-from-phase go with --agent (a checkpoint holds its own)")
         policy = Policy.load(cmd.checkpoint)  # fail fast on a missing, corrupt or foreign checkpoint
         controller_fn = functools.partial(policy_controller, str(cmd.checkpoint.resolve()))
         label = f"{policy.name} ({cmd.checkpoint})"
@@ -276,6 +279,8 @@ def run_train(cmd: TrainCommand) -> int:
         "overwrite": cmd.overwrite,
         "progress": cmd.progress,
     }
+    if not cmd.dagger_rounds and cmd.dagger_workers:
+        raise ValueError("--dagger-workers goes with --dagger-rounds N >= 1")
     if cmd.dagger_rounds:
         from embodia.runtime.dagger import train_with_dagger
 

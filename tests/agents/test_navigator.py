@@ -53,7 +53,7 @@ def test_features_of_an_unknown_goal_hold_only_free_space():
     [({"policy": "agent"}, "policy must be one of"), ({"memory": "most"}, "memory mode must be one of"),
      ({"obs_dim": 5}, "feature width"), ({"policy_kwargs": "[1]"}, "JSON object"),
      ({"policy_kwargs": '{"horizon": 8}'}, "may not set"), ({"act_from_phase": -1}, "act_from_phase"),
-     ({"azimuths": 0}, "azimuth")],
+     ({"azimuths": 0}, "azimuth"), ({"azimuths": 72}, "multiple of 16")],
 )  # fmt: skip
 def test_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -88,7 +88,7 @@ def test_replayed_features_equal_the_rollouts(tmp_path, return_episodes):
     episode = read_episode(worker.run_episode(EpisodeSpec(0, 0), tmp_path).path)  # seed 0: the demo's city
     worker.close()
     rollout = np.stack(agents[0].log)  # one row per observation the agent saw (not the final one)
-    assert rollout[:, 0].max() == 1.0 and rollout[: outbound - 1, 0].max() == 0.0  # planned once it acts
+    assert rollout[:, 0].max() == 1.0 and rollout[:outbound, 0].max() == 0.0  # planned once it acts
     windows = NavigatorWindows(policy, [episode])
     np.testing.assert_array_equal(windows.obs[: len(rollout)], rollout)
     assert len(windows) == episode.num_steps - int(np.argmax(np.asarray(episode.infos["phase"]) >= 1)) - 1

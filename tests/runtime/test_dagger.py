@@ -38,7 +38,7 @@ def test_relabelled_rollouts_record_the_experts_action_in_the_learners_states(tm
     worker = RolloutWorker(ENV, {"max_episode_steps": 30}, StandStill, labeller_fn=make_expert)
     episode = read_episode(worker.run_episode(EpisodeSpec(0, 3), tmp_path).path)
     worker.close()
-    assert episode.extra["labelled_by"] == "expert" and episode.num_steps == 30
+    assert episode.extra["labelled_by"] == "DetourExpert" and episode.num_steps == 30
     assert np.abs(episode.actions).max() > 0  # the labels are not what was executed
     env = make_env(ENV, {"max_episode_steps": 30})  # drive a fresh env the learner's way, ask the expert each step
     expert = make_expert(env)
@@ -62,19 +62,27 @@ def test_train_with_dagger_aggregates_rounds_and_logs_them(tmp_path):
     assert json.loads((run / "summary.json").read_text())["dagger"] == summary["dagger"]
     for k in (1, 2):
         rollouts = json.loads((run / "dagger" / f"rollouts_{k}" / "summary.json").read_text())
-        assert rollouts["labelled_by"] == "expert" and len(rollouts["files"]) == 2
+        assert rollouts["labelled_by"] == ["DetourExpert"] and len(rollouts["files"]) == 2
     assert len(episode_files(run / "dagger" / "data_2")) == 6
     assert isinstance(Policy.load(run / "policy.pt"), Policy)
     assert list((run / "dagger").glob("events.out.tfevents.*"))
     with pytest.raises(ValueError, match="already holds a run"):
         train_with_dagger(demos, "mlp", run, config, rounds=1, episodes=1, progress=False)
+    interrupted = tmp_path / "interrupted"  # a plain run without policy.pt (stopped early) is not overwritten either
+    (interrupted / "checkpoints").mkdir(parents=True)
+    (interrupted / "summary.json").write_text("{}")
+    with pytest.raises(ValueError, match="already holds a run"):
+        train_with_dagger(demos, "mlp", interrupted, config, rounds=1, episodes=1, progress=False)
+    assert (interrupted / "summary.json").read_text() == "{}"
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [({"rounds": 0}, "--dagger-rounds must be an integer >= 1"),
      ({"episodes": 0}, "--dagger-episodes must be an integer >= 1"),
-     ({"data": "empty"}, "holds no episode files")],
+     ({"data": "empty"}, "holds no episode files"), ({"workers": -1}, "--dagger-workers must be an integer"),
+     ({"ray_address": "127.0.0.1:1"}, "--ray-address needs --dagger-workers"),
+     ({"seed": 2**63 - 1}, "--dagger-seed must be <=")],
 )  # fmt: skip
 def test_bad_dagger_arguments_are_refused_before_training(tmp_path, kwargs, match):
     (tmp_path / "empty").mkdir()

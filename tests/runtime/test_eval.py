@@ -141,3 +141,7 @@ def test_eval_runs_the_modular_agent_from_the_command_line(tmp_path, capsys):
         assert message in capsys.readouterr().err
     assert main(["eval", "--out", str(tmp_path / "none"), "--episodes", "1"]) == 2
     assert "exactly one of --checkpoint and --agent" in capsys.readouterr().err
+    assert (
+        main(["eval", "--checkpoint", "x.pt", "--memory", "none", "--out", str(tmp_path / "o"), "--episodes", "1"]) == 2
+    )
+    assert "--memory and --act-from-phase go with --agent" in capsys.readouterr().err

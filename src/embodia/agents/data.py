@@ -59,7 +59,7 @@ def phase_mask(episodes: Sequence[Episode], first_phase: int) -> np.ndarray:
         # infos["phase"][t] is the phase after action t; action t was chosen in the phase before it (the
         # hand-over decides by the phase it observes), so a sample's phase is the previous step's.
         phase = np.asarray(phase).reshape(-1)
-        masks.append(np.concatenate([[0], phase[:-1]]) >= first_phase)
+        masks.append(np.concatenate([[0], phase[:-1]])[: len(phase)] >= first_phase)
     return np.concatenate(masks)
 
 

@@ -34,7 +34,7 @@ from embodia.agents.ablation import check_memory_mode
 from embodia.agents.data import PhaseWindows, phase_mask
 from embodia.agents.modular import ModularAgent, ModularAgentConfig
 from embodia.agents.perception import SensorFields
-from embodia.agents.plan_features import NUM_FEATURES, plan_features
+from embodia.agents.plan_features import NUM_FEATURES, SECTORS, plan_features
 from embodia.agents.planner import Plan
 from embodia.agents.tokenizer import require_goal_landmark
 from embodia.data.episodes import Episode
@@ -92,6 +92,8 @@ class NavigatorConfig(PolicyConfig, SensorFields):
             raise ValueError(f"obs_dim {self.obs_dim} is not the navigator's feature width {NUM_FEATURES}; use 0")
         super().__post_init__()
         self.ray_geometry()  # validates the sensor fields
+        if self.azimuths % SECTORS:
+            raise ValueError(f"azimuths must be a multiple of {SECTORS} (the free-space sectors), got {self.azimuths}")
 
     def inner_kwargs(self) -> dict[str, Any]:
         """The inner policy's config fields: :data:`INNER_DEFAULTS` with ``policy_kwargs`` over them."""
@@ -333,10 +335,10 @@ class NavigatorWindows(PhaseWindows):
             if not isinstance(obs, dict):
                 raise ValueError(f"episode {e} ({ep.env_id}) has a Box observation; the navigator needs UrbanNav's")
             steps = len(ep.actions)
-            acting = np.ones(steps, dtype=bool) if c.act_from_phase == 0 else phase_mask([ep], c.act_from_phase)
-            acting = np.append(acting, acting[-1] if steps else True)  # the final observation: as the step before
             agent.reset()
             try:
+                acting = np.ones(steps, dtype=bool) if c.act_from_phase == 0 else phase_mask([ep], c.act_from_phase)
+                acting = np.append(acting, acting[-1] if steps else True)  # the final observation: as the step before
                 rows = [
                     agent.observe({k: v[t] for k, v in obs.items()}, plan=bool(acting[t])) for t in range(steps + 1)
                 ]

@@ -14,9 +14,9 @@ index  feature
        counter-clockwise), over the rows that look just above the horizon, divided by ``max_range``
 =====  ==========================================================================================
 
-The distance term tells the policy when to stop (the stop label is positive on about 1 % of the samples). Every
-feature lies in ``[-1, 1]`` except the look-ahead point, which is at most 1 in norm unless the plan is shorter
-than the look-ahead distance.
+The distance term tells the policy when to stop (the stop label is positive on about 1 % of the samples). The
+free space lies in ``[0, 1]``, the direction in ``[-1, 1]``, the distance in ``[0, 3]`` and the look-ahead point
+within about 1 of the origin (``lookahead_scale`` is the planner's look-ahead distance).
 """
 
 from __future__ import annotations
@@ -88,7 +88,9 @@ def plan_features(
         out[5] = min(distance, distance_cap) / distance_scale
     free = np.asarray(depth, dtype=np.float64)[rows].min(axis=0)  # (A,)
     azimuths = free.size
+    if azimuths % SECTORS:
+        raise ValueError(f"the range image needs a multiple of {SECTORS} azimuth columns, got {azimuths}")
     shift = azimuths // (2 * SECTORS)  # centre sector 0 straight ahead
-    sectors = np.roll(free, shift)[: azimuths - azimuths % SECTORS].reshape(SECTORS, -1).min(axis=1)
+    sectors = np.roll(free, shift).reshape(SECTORS, -1).min(axis=1)
     out[6:] = np.clip(sectors / max_range, 0.0, 1.0)
     return out

@@ -11,10 +11,10 @@ One ``update`` per environment step:
    (``"leaf"``, ``"node"``); landmark detections go into the short-term memory (STM) at positions relative to the
    current graph node.
 
-``locate(class_id)`` is the same cascade keyed by an instruction's landmark class instead of an embedding: STM
-entries of that class, then octree leaves whose class histograms hold it (the octree leaves are the LTM's leaf
-keys), clustered into candidate objects. ``driven_streets`` and ``plan_path`` expose the topology graph to
-planners, so no agent reads the parts directly.
+``locate(class_id)`` retrieves by an instruction's landmark class instead of an embedding: STM entries of that
+class together with octree leaves whose class histograms hold it (the octree leaves are the LTM's leaf keys),
+clustered into candidate objects; each candidate says how much of its support came from each part.
+``driven_streets`` and ``plan_path`` expose the topology graph to planners, so no agent reads the parts directly.
 
 ``retrieve`` runs the cascade of MEM4NAV.md §6: STM first; if its best cosine similarity reaches ``stm_threshold``
 its hits are used, otherwise the LTM's top-m, decoded through ``R⁻¹`` and the heads ``π_v``, ``π_p``. The
@@ -430,11 +430,11 @@ class Mem4NavMemory(nn.Module):
         cluster_radius: float = 3.0,
         pass_distance: float = 9.0,
     ) -> list[LandmarkCandidate]:
-        """Where the memory saw objects of a landmark class: the retrieval cascade keyed by the class.
+        """Where the memory saw objects of a landmark class: retrieval keyed by the class.
 
-        Sources, as the ablation switches allow: STM entries of the class (``use_stm``), then octree leaves whose
+        Sources, as the ablation switches allow: STM entries of the class (``use_stm``) and octree leaves whose
         class histogram holds it (``use_octree`` and ``use_ltm``: the leaves are the LTM's leaf keys). Their points
-        are clustered greedily (``cluster_radius`` metres in the ground plane) into candidate objects.
+        are pooled and clustered greedily (``cluster_radius`` metres in the ground plane) into candidate objects.
 
         Args:
             class_id: Landmark class, ``1 <= class_id < num_classes``.
@@ -453,8 +453,15 @@ class Mem4NavMemory(nn.Module):
         if isinstance(class_id, bool) or not isinstance(class_id, int | np.integer) or not 1 <= class_id < classes:
             raise ValueError(f"class_id must be an integer in [1, {classes - 1}], got {class_id!r}")
         for name, value in (("cluster_radius", cluster_radius), ("pass_distance", pass_distance)):
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            if isinstance(value, bool) or not isinstance(value, int | float | np.floating) or not value > 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if streets is not None:
+            starts, ends = (np.asarray(part, dtype=np.float64) for part in streets)
+            if starts.ndim != 2 or starts.shape[1:] != (2,) or ends.shape != starts.shape:
+                raise ValueError(f"streets must be (starts (S, 2), ends (S, 2)), got {starts.shape} and {ends.shape}")
+            streets = (starts, ends)
         cfg = self.config
         points, stm_weights, leaf_weights = [], [], []
         if cfg.use_octree and cfg.use_ltm and len(self.octree):

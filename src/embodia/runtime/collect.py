@@ -118,7 +118,7 @@ def collect(
         "seed": seed,
         "env_kwargs": env_kwargs or {},
         "action_noise": action_noise,
-        "labelled_by": None if labeller_fn is None else "expert",
+        "labelled_by": sorted({str(r.extra["labelled_by"]) for r in results if "labelled_by" in r.extra}) or None,
         "metrics": summarise_metrics([r.metrics for r in results], rate_keys=RATE_METRICS),
         "controller": summarise_metrics([_controller_figures(r.extra) for r in results], rate_keys=()),
         "steps": steps,

@@ -32,7 +32,7 @@ from embodia.runtime.collect import collect
 from embodia.runtime.policy_controller import policy_controller
 from embodia.runtime.rollout import write_json_atomic
 from embodia.training.config import TrainConfig
-from embodia.training.run import SUMMARY_NAME, train_run
+from embodia.training.run import SUMMARY_NAME, run_files, train_run
 from embodia.validation import check_int
 
 __all__ = ["DAGGER_SEED", "train_with_dagger"]
@@ -60,7 +60,8 @@ def train_with_dagger(
     """Train with ``rounds`` DAgger rounds of ``episodes`` labelled rollouts each (see the module docstring).
 
     Args:
-        data: Directory of demonstration episode files; its env (recorded in the files) is rolled out.
+        data: Directory of demonstration episode files; their env (id and keyword arguments, recorded in the
+            files, the same in every file) is rolled out.
         policy_name: A registered policy.
         run_dir: The run directory.
         config: Budget and hyperparameters of every training (round 0 and each retraining).
@@ -85,23 +86,35 @@ def train_with_dagger(
     check_int("--dagger-rounds", rounds, 1)
     check_int("--dagger-episodes", episodes, 1)
     check_int("--dagger-seed", seed, 0)
+    check_int("--dagger-workers", workers, 0)
+    if seed > 2**63 - 1 - rounds * episodes:
+        raise ValueError(f"--dagger-seed must be <= 2**63 - 1 - rounds * episodes, got {seed}")
+    if ray_address is not None and workers == 0:
+        raise ValueError("--ray-address needs --dagger-workers N >= 1 (the rollout actors run on the cluster)")
     data, run_dir = Path(data), Path(run_dir)
     files = episode_files(data) if data.is_dir() else []
     if not files:
         raise ValueError(f"--data {data} holds no episode files (*.h5)")
-    env_id = read_episode(files[0]).env_id
+    first = read_episode(files[0])
+    env_id, env_kwargs = first.env_id, first.env_kwargs or {}
+    for path in files[1:]:  # the rollouts run in the demos' env: every file must come from the same one
+        episode = read_episode(path)
+        if (episode.env_id, episode.env_kwargs or {}) != (env_id, env_kwargs):
+            raise ValueError(f"--data {data}: {path.name} was recorded in another env than {files[0].name}")
     import gymnasium as gym
 
     import embodia  # noqa: F401  (registers the environments)
 
-    probe = gym.make(env_id)
+    probe = gym.make(env_id, **env_kwargs)
     try:
         make_expert(probe)  # fails now, with the list of envs that have experts, not after round 0's training
     finally:
         probe.close()
     work = run_dir / "dagger"
-    if (work.exists() or (run_dir / "policy.pt").exists()) and not overwrite:
+    if (work.exists() or run_files(run_dir)) and not overwrite:
         raise ValueError(f"--run {run_dir} already holds a run; pass --overwrite to start over")
+    for path in run_files(run_dir):  # --overwrite: nothing of the old run may outlive a failed round
+        path.unlink()
     if work.exists():
         shutil.rmtree(work)
     start = time.perf_counter()
@@ -111,9 +124,10 @@ def train_with_dagger(
     for k in range(1, rounds + 1):
         previous = work / f"round_{k - 1}" / "policy.pt"
         rollouts = work / f"rollouts_{k}"
-        first = seed + (k - 1) * episodes
+        start_seed = seed + (k - 1) * episodes
         summary = collect(
-            env_id, episodes, rollouts, seed=first, controller_fn=functools.partial(policy_controller, str(previous)),
+            env_id, episodes, rollouts, seed=start_seed, env_kwargs=env_kwargs,
+            controller_fn=functools.partial(policy_controller, str(previous)),
             labeller_fn=make_expert, overwrite=True, progress=progress, workers=workers, ray_address=ray_address,
         )  # fmt: skip
         sources.append(rollouts)
@@ -122,7 +136,7 @@ def train_with_dagger(
         result = train(aggregate, run_dir=run_dir if last else work / f"round_{k}", overwrite=True, progress=progress)
         metrics = {name: summary["metrics"][name]["mean"] for name in ("success", "tc") if name in summary["metrics"]}
         history.append(
-            {"round": k, "seeds": [first, first + episodes - 1], "rollout_metrics": metrics,
+            {"round": k, "seeds": [start_seed, start_seed + episodes - 1], "rollout_metrics": metrics,
              "episodes_trained_on": len(episode_files(aggregate)), "final_loss": result.last_terms.get("loss")}
         )  # fmt: skip
         _log_round(work, k, metrics, len(episode_files(aggregate)))

@@ -58,6 +58,13 @@ class Variant:
     def __post_init__(self) -> None:
         if (self.policy is None) == (self.controller is None):
             raise ValueError(f"variant {self.name!r}: give exactly one of policy and controller")
+        if self.dagger_rounds:
+            if self.policy is None or self.obs_keys is not None:
+                raise ValueError(f"variant {self.name!r}: DAgger needs a policy trained on all its observations")
+            if isinstance(self.dagger_episodes, bool) or not isinstance(self.dagger_episodes, int):
+                raise ValueError(f"variant {self.name!r}: dagger_episodes must be an integer")
+            if self.dagger_episodes < 1:
+                raise ValueError(f"variant {self.name!r}: dagger_rounds > 0 needs dagger_episodes >= 1")
 
 
 def _train_one(variant: Variant, data: str, run_dir: str, config: TrainConfig, progress: bool) -> dict[str, Any]:

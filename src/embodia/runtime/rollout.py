@@ -96,7 +96,7 @@ class RolloutWorker:
             from its own kind of errors. Needs a bounded ``Box`` action space.
         labeller_fn: Builds a labeller from the env (e.g. ``make_expert``): DAgger relabelling (Ross et al. 2011).
             The env executes the controller's action while the episode file records the labeller's action for the
-            same state as the label; each episode's ``extra`` says ``"labelled_by": "expert"``. None: the
+            same state as the label; each episode's ``extra`` names the labeller's class (``labelled_by``). None: the
             controller's own actions are the labels.
     """
 
@@ -167,7 +167,7 @@ class RolloutWorker:
         if self.action_noise > 0:
             extra["action_noise"] = self.action_noise
         if self.labeller is not None:
-            extra["labelled_by"] = "expert"
+            extra["labelled_by"] = type(self.labeller).__name__
         snapshot = getattr(self.controller, "memory_snapshot", None)  # agents with memory: what it held at the end
         episode = recorder.finish(
             env_id=self.env_id,

@@ -28,7 +28,7 @@ from embodia.training.config import TrainConfig
 from embodia.training.state import load_train_state
 from embodia.training.trainer import CHECKPOINT_NAME, POLICY_NAME, TENSORBOARD_DIR, Trainer, TrainResult
 
-__all__ = ["RunOptions", "RunSetup", "data_digest", "execute_run", "prepare_run", "train_run"]
+__all__ = ["RunOptions", "RunSetup", "data_digest", "execute_run", "prepare_run", "run_files", "train_run"]
 
 SUMMARY_NAME = "summary.json"
 CONFIG_NAME = "config.json"
@@ -241,7 +241,7 @@ def _existing_state(run_dir: Path, checkpoint: Path, *, resume: bool, overwrite:
             return load_train_state(checkpoint)
         except CheckpointError as exc:
             raise CheckpointError(exc.path, f"--resume: cannot resume from it: {exc.reason}") from None
-    ours = _run_files(run_dir)
+    ours = run_files(run_dir)
     if ours and not overwrite:
         raise ValueError(
             f"--run {run_dir} already holds a run ({ours[0].name}, ...); pass --resume to continue it or "
@@ -252,7 +252,7 @@ def _existing_state(run_dir: Path, checkpoint: Path, *, resume: bool, overwrite:
     return None
 
 
-def _run_files(run_dir: Path) -> list[Path]:
+def run_files(run_dir: Path) -> list[Path]:
     """The files a run writes (checkpoints, policy, summary, TensorBoard events) that exist in ``run_dir``."""
     if not run_dir.is_dir():
         return []
