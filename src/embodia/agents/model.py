@@ -29,7 +29,6 @@ the training rows hold; at the initial weights the two are identical (test).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from embodia.envs.nav.city import NUM_LANDMARK_CLASSES
 from embodia.memory.mem4nav import Mem4NavConfig, Mem4NavMemory, MemoryReadout
 from embodia.memory.topology import TopologyConfig
 from embodia.policies.base import CheckpointError, Policy, PolicyConfig
-from embodia.policies.factory import make_policy
+from embodia.policies.factory import inner_policy_kwargs, make_policy
 from embodia.validation import check_int, check_number
 
 __all__ = ["AgentConfig", "AgentLayout", "AgentPolicy"]
@@ -122,16 +121,7 @@ class AgentConfig(PolicyConfig, SensorFields):
 
     def inner_kwargs(self) -> dict:
         """The inner policy's config fields from ``policy_kwargs``."""
-        try:
-            kwargs = json.loads(self.policy_kwargs)
-        except (TypeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"policy_kwargs must be a JSON object, got {self.policy_kwargs!r} ({exc})") from None
-        if not isinstance(kwargs, dict):
-            raise ValueError(f"policy_kwargs must be a JSON object, got {self.policy_kwargs!r}")
-        reserved = sorted({"obs_dim", "action_dim", "n_obs_steps", "horizon", "n_action_steps"} & set(kwargs))
-        if reserved:
-            raise ValueError(f"policy_kwargs may not set {reserved}: they come from the agent config")
-        return kwargs
+        return inner_policy_kwargs(self.policy_kwargs, "agent config")
 
     @property
     def readout_size(self) -> int:

@@ -20,7 +20,7 @@ is trained (tested). The memory's learned parts (R, the LTM key projection) are 
 from __future__ import annotations
 
 import collections
-import json
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from embodia.agents.ablation import check_memory_mode
 from embodia.agents.data import PhaseWindows, phase_mask
@@ -39,7 +40,7 @@ from embodia.agents.planner import Plan
 from embodia.agents.tokenizer import require_goal_landmark
 from embodia.data.episodes import Episode
 from embodia.policies.base import Policy, PolicyConfig
-from embodia.policies.factory import make_policy
+from embodia.policies.factory import inner_policy_kwargs, make_policy
 from embodia.validation import check_int
 
 __all__ = ["NavigatorAgent", "NavigatorConfig", "NavigatorPolicy", "NavigatorWindows"]
@@ -97,16 +98,7 @@ class NavigatorConfig(PolicyConfig, SensorFields):
 
     def inner_kwargs(self) -> dict[str, Any]:
         """The inner policy's config fields: :data:`INNER_DEFAULTS` with ``policy_kwargs`` over them."""
-        try:
-            kwargs = json.loads(self.policy_kwargs)
-        except (TypeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"policy_kwargs must be a JSON object, got {self.policy_kwargs!r} ({exc})") from None
-        if not isinstance(kwargs, dict):
-            raise ValueError(f"policy_kwargs must be a JSON object, got {self.policy_kwargs!r}")
-        reserved = sorted({"obs_dim", "action_dim", "n_obs_steps", "horizon", "n_action_steps"} & set(kwargs))
-        if reserved:
-            raise ValueError(f"policy_kwargs may not set {reserved}: they come from the navigator config")
-        return {**INNER_DEFAULTS[self.policy], **kwargs}
+        return {**INNER_DEFAULTS[self.policy], **inner_policy_kwargs(self.policy_kwargs, "navigator config")}
 
     def backbone_config(self) -> ModularAgentConfig:
         """The modular backbone's settings (memory mode; planner distances and descriptor at their defaults)."""
@@ -319,10 +311,6 @@ class NavigatorWindows(PhaseWindows):
     """
 
     def __init__(self, policy: NavigatorPolicy, episodes: Sequence[Episode], *, progress: bool = False) -> None:
-        import dataclasses
-
-        from tqdm import tqdm
-
         episodes = list(episodes)
         if not episodes:
             raise ValueError("NavigatorWindows needs at least one episode")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import pkgutil
 from typing import Any
 
@@ -22,9 +23,36 @@ __all__ = [
     "PLANNED_POLICIES",
     "available_policies",
     "get_policy_class",
+    "inner_policy_kwargs",
     "make_policy",
     "policy_module",
 ]
+
+WINDOW_FIELDS = frozenset({"obs_dim", "action_dim", "n_obs_steps", "horizon", "n_action_steps"})
+"""Config fields a wrapping policy (an agent) decides for the policy inside it."""
+
+
+def inner_policy_kwargs(text: str, owner: str) -> dict[str, Any]:
+    """The config fields of a policy wrapped by another (an agent's inner policy), from their JSON text.
+
+    Args:
+        text: A JSON object of config fields (the wrapper's ``policy_kwargs``).
+        owner: What decides the window fields instead (``"agent config"``), for the message.
+
+    Raises:
+        ValueError: Not a JSON object, or it sets one of :data:`WINDOW_FIELDS`.
+    """
+    try:
+        kwargs = json.loads(text)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"policy_kwargs must be a JSON object, got {text!r} ({exc})") from None
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"policy_kwargs must be a JSON object, got {text!r}")
+    reserved = sorted(WINDOW_FIELDS & set(kwargs))
+    if reserved:
+        raise ValueError(f"policy_kwargs may not set {reserved}: they come from the {owner}")
+    return kwargs
+
 
 PLANNED_POLICIES: tuple[str, ...] = ("diffusion", "ebt", "ebt-dsm", "mlp")
 """Policy names the project defines (some may not be implemented yet)."""
