@@ -9,9 +9,9 @@ Rows:
 
 * ``nav-<inner>-<mode>``: the learned navigator (``embodia.agents.navigator``: the modular backbone's memory and
   street planner, a learned controller on plan features), trained on the return-phase steps of the expert
-  demonstrations plus ``--dagger-rounds`` DAgger rounds, with the same steps, batch size, seed and DAgger budget in
-  every row; ``--nav-modes`` with EBT-Policy inside (``none``: retrained without memory, not only switched off),
-  ``--inners`` in memory mode ``full``;
+  demonstrations (plus ``--dagger-rounds`` DAgger rounds, default none), with the same steps, batch size, seed and
+  DAgger budget in every row; ``--nav-modes`` with EBT-Policy inside (``none``: retrained without memory, not only
+  switched off), ``--inners`` in memory mode ``full``;
 * ``modular-<mode>``: the modular agent (no learning): the same planner, pure pursuit instead of a learned
   controller;
 * ``agent-<mode>``: the end-to-end reader agent (``embodia.agents.model``), only with ``--reader-modes``.
@@ -21,7 +21,7 @@ interval is the Student-t interval over episodes. Hit rates per memory part: the
 located goal had STM detections (``stm``) or octree-leaf points (``leaf``) behind it. Everything runs on a local
 Ray instance with ``--workers`` CPUs (training as parallel tasks, evaluation on the rollout pool).
 
-Usage: python bench/memory_ablation.py [--demos 40] [--episodes 40] [--steps 3000] [--dagger-rounds 1]
+Usage: python bench/memory_ablation.py [--demos 40] [--episodes 40] [--steps 3000] [--dagger-rounds 0]
        [--nav-modes full none ...] [--inners ebt diffusion mlp] [--modular-modes ...] [--quick]
 Writes bench/results/memory_ablation.json.
 """
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000, help="training steps per learned row (every round)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--dagger-rounds", type=int, default=1, help="DAgger rounds per learned row")
+    parser.add_argument("--dagger-rounds", type=int, default=0, help="DAgger rounds per learned row")
     parser.add_argument("--dagger-episodes", type=int, default=30, help="labelled rollouts per DAgger round")
     parser.add_argument("--nav-modes", nargs="*", default=list(MEMORY_MODES), choices=MEMORY_MODES)
     parser.add_argument("--inners", nargs="*", default=["ebt", "diffusion", "mlp"], help="navigator inner policies")
@@ -127,7 +127,7 @@ def main() -> None:
         if v.name in trained:
             s = trained[v.name]
             row["train"] = {
-                "steps": s["steps"], "seconds": s.get("dagger_wall_s", s["elapsed_s"]),
+                "steps": s["steps"], "seconds": s["wall_s"], "optimiser_s": s["elapsed_s"],
                 "final_loss": s["last_terms"].get("loss"), "dagger": s.get("dagger", []),
             }  # fmt: skip
         row["eval_s"] = evals[v.name]["eval_s"]

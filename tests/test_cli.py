@@ -117,6 +117,12 @@ def test_train_with_dagger_rounds(tmp_path):
     proc = embodia(*args, "--workers", "2")
     assert proc.returncode != 0 and "--dagger-rounds trains in this process" in proc.stderr
     assert "Traceback" not in proc.stderr
+    plain = ("train", "--data", str(demos), "--policy", "mlp", "--steps", "3", "--no-progress")
+    proc = embodia(*plain, "--run", str(tmp_path / "x"), "--dagger-round-steps", "3")
+    assert proc.returncode != 0 and "go with --dagger-rounds" in proc.stderr
+    proc = embodia(*plain, "--run", str(tmp_path / "tuned"), "--init-from", str(run / "policy.pt"))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "tuned" / "summary.json").read_text())["init_from"] == str(run / "policy.pt")
 
 
 def test_bad_flag_type_is_reported_without_traceback(tmp_path):

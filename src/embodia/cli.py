@@ -117,6 +117,9 @@ class TrainCommand:
     """Continue the run from its last checkpoint (same data and hyperparameters; the budget may grow)."""
     overwrite: bool = False
     """Delete an existing run in --run and start over."""
+    init_from: Path | None = None
+    """Fine-tune: start from this policy file's weights and normaliser (same policy and config) instead of fresh
+    weights."""
     progress: bool = True
     """Show a progress bar."""
     workers: int = 0
@@ -132,6 +135,9 @@ class TrainCommand:
     """Seed of the first DAgger rollout (round k starts at seed + (k-1) * episodes)."""
     dagger_workers: int = 0
     """Ray actors for the DAgger rollouts (0: in this process)."""
+    dagger_round_steps: int | None = None
+    """Fine-tune each DAgger round's policy on the aggregate for this many steps (None: retrain from scratch with
+    the --steps/--minutes budget)."""
 
 
 @dataclass
@@ -279,8 +285,10 @@ def run_train(cmd: TrainCommand) -> int:
         "overwrite": cmd.overwrite,
         "progress": cmd.progress,
     }
-    if not cmd.dagger_rounds and cmd.dagger_workers:
-        raise ValueError("--dagger-workers goes with --dagger-rounds N >= 1")
+    if cmd.init_from is not None and (cmd.workers or cmd.dagger_rounds):
+        raise ValueError("--init-from trains in this process: drop --workers/--dagger-rounds")
+    if not cmd.dagger_rounds and (cmd.dagger_workers or cmd.dagger_round_steps is not None):
+        raise ValueError("--dagger-workers and --dagger-round-steps go with --dagger-rounds N >= 1")
     if cmd.dagger_rounds:
         from embodia.runtime.dagger import train_with_dagger
 
@@ -288,7 +296,8 @@ def run_train(cmd: TrainCommand) -> int:
             raise ValueError("--dagger-rounds trains in this process from scratch: drop --workers/--resume/--obs-keys")
         summary = train_with_dagger(
             cmd.data, cmd.policy, run_dir, cmd.hp, rounds=cmd.dagger_rounds, episodes=cmd.dagger_episodes,
-            seed=cmd.dagger_seed, workers=cmd.dagger_workers, ray_address=cmd.ray_address,
+            seed=cmd.dagger_seed, round_steps=cmd.dagger_round_steps, workers=cmd.dagger_workers,
+            ray_address=cmd.ray_address,
             policy_kwargs=kwargs["policy_kwargs"], overwrite=cmd.overwrite, progress=cmd.progress,
         )  # fmt: skip
         for entry in summary["dagger"]:
@@ -301,7 +310,7 @@ def run_train(cmd: TrainCommand) -> int:
             cmd.data, cmd.policy, run_dir, cmd.hp, workers=cmd.workers, ray_address=cmd.ray_address, **kwargs
         )
     else:
-        train_run(cmd.data, cmd.policy, run_dir, cmd.hp, **kwargs)
+        train_run(cmd.data, cmd.policy, run_dir, cmd.hp, init_from=cmd.init_from, **kwargs)
         summary = json.loads((run_dir / SUMMARY_NAME).read_text())  # what train_run wrote
     terms = ", ".join(f"{k} {v:.4g}" for k, v in summary["last_terms"].items() if k in ("loss", "lr"))
     print(

@@ -94,6 +94,26 @@ def test_replayed_features_equal_the_rollouts(tmp_path, return_episodes):
     assert len(windows) == episode.num_steps - int(np.argmax(np.asarray(episode.infos["phase"]) >= 1)) - 1
 
 
+def test_replayed_features_are_reused_only_for_the_same_episode_and_settings(return_episodes):
+    import dataclasses
+
+    from embodia.agents import navigator
+
+    navigator._feature_cache.clear()
+    episodes = return_episodes[:2]
+    policy = fitted(make_policy("navigator", act_from_phase=1, policy="mlp"))
+    first = NavigatorWindows(policy, episodes)
+    again = NavigatorWindows(policy, episodes)
+    assert (first.cache_hits, again.cache_hits) == (0, 2)
+    np.testing.assert_array_equal(first.obs, again.obs)
+    blind = NavigatorWindows(fitted(make_policy("navigator", act_from_phase=1, memory="none", policy="mlp")), episodes)
+    assert blind.cache_hits == 0  # other settings, other features
+    depth = episodes[0].observations["depth"].copy()
+    depth[-1] *= 0.5  # another episode that differs in one observation
+    changed = dataclasses.replace(episodes[0], observations={**episodes[0].observations, "depth": depth})
+    assert NavigatorWindows(policy, [changed]).cache_hits == 0
+
+
 def test_memoryless_navigator_locates_nothing_out_of_view(return_episodes):
     policy = fitted(make_policy("navigator", act_from_phase=1, memory="none", policy="mlp"))
     with_memory = fitted(make_policy("navigator", act_from_phase=1, policy="mlp"))

@@ -232,6 +232,68 @@ def test_return_task_switches_instruction_and_target_is_out_of_view(make_env, se
     np.testing.assert_allclose(info["metrics"]["shortest_length"], first.route.length + second.route.length)
 
 
+def test_return_route_retraces_the_outbound_route_and_is_shortest(make_env):
+    env = make_env("embodia/UrbanNav-Return-v0")
+    u = env.unwrapped
+    for seed in range(40):
+        env.reset(seed=seed)
+        first, second = u.task.phases
+        graph = u.city.graph
+        assert set(second.route.nodes) <= set(first.route.nodes), seed  # only junctions the agent drove through
+        np.testing.assert_allclose(second.route.points[0], first.route.points[-1])
+        np.testing.assert_allclose(second.route.points[-1], graph.point(second.goal))
+        assert second.route.length == pytest.approx(graph.distance(first.goal, second.goal))  # as short as any
+        # every point of the way back lies on the way out
+        for point in second.route.points:
+            gaps = [np.linalg.norm(point - q) for q in first.route.points]
+            on_segment = any(
+                np.linalg.norm(a - point) + np.linalg.norm(point - b) == pytest.approx(np.linalg.norm(a - b))
+                for a, b in zip(first.route.points[:-1], first.route.points[1:], strict=True)
+            )
+            assert min(gaps) < 1e-9 or on_segment, seed
+
+
+def drive_off_then_expert(env, expert, seed, off_steps=120):
+    """The learner's mistake: right after the hand-over, drive blind in a curve for ``off_steps``; then the expert."""
+    obs, _ = env.reset(seed=seed)
+    expert.reset()
+    turn = np.random.default_rng(seed).choice([-1.0, 1.0]) * 0.3
+    wandered = 0
+    while True:
+        action = expert.act(obs)  # the expert is asked every step, as a DAgger labeller is
+        if env.unwrapped.phase_index == 1 and wandered < off_steps:
+            action, wandered = np.array([1.0, turn, -1.0], dtype=np.float32), wandered + 1
+        obs, _reward, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            return info["metrics"]
+
+
+@pytest.mark.parametrize("seed", [0, 11])
+def test_expert_replans_from_a_state_off_its_route(make_env, seed):
+    from embodia.envs.nav.expert import PurePursuitConfig
+
+    env = make_env("embodia/UrbanNav-Return-v0")
+    replanning = UrbanNavExpert(env)
+    assert drive_off_then_expert(env, replanning, seed)["tc"] == 1.0
+    assert replanning.replans >= 1 and replanning.info()["replans"] == replanning.replans
+    # The same states with the route kept: the expert steers back to where it left the route and fails.
+    stubborn = UrbanNavExpert(env, PurePursuitConfig(replan_margin=np.inf))
+    assert drive_off_then_expert(env, stubborn, seed)["tc"] == 0.0 and stubborn.replans == 0
+
+
+def test_expert_never_replans_on_its_own_drives(make_env):
+    env = make_env("embodia/UrbanNav-Return-v0")
+    expert = UrbanNavExpert(env)
+    for seed in range(6):
+        obs, _ = env.reset(seed=seed)
+        expert.reset()
+        while True:
+            obs, _reward, terminated, truncated, info = env.step(expert.act(obs))
+            if terminated or truncated:
+                break
+        assert info["metrics"]["tc"] == 1.0 and expert.replans == 0, seed
+
+
 def test_route_lists_the_intersection_it_starts_on(make_env):
     env = make_env("embodia/UrbanNav-v0")
     for seed in range(30):

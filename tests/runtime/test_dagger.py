@@ -76,6 +76,20 @@ def test_train_with_dagger_aggregates_rounds_and_logs_them(tmp_path):
     assert (interrupted / "summary.json").read_text() == "{}"
 
 
+def test_dagger_rounds_can_fine_tune_the_previous_rounds_policy(tmp_path):
+    demos = tmp_path / "demos"
+    collect(ENV, 2, demos, seed=0, progress=False)
+    config = TrainConfig(steps=10, batch_size=8, warmup_steps=2, checkpoint_every=100)
+    run = tmp_path / "run"
+    summary = train_with_dagger(demos, "mlp", run, config, rounds=2, episodes=1, round_steps=3, progress=False)
+    assert summary["steps"] == 3 and summary["init_from"] == str(run / "dagger" / "round_1" / "policy.pt")
+    round_1 = json.loads((run / "dagger" / "round_1" / "summary.json").read_text())
+    assert round_1["steps"] == 3 and round_1["init_from"] == str(run / "dagger" / "round_0" / "policy.pt")
+    assert json.loads((run / "dagger" / "round_0" / "summary.json").read_text())["init_from"] is None
+    with pytest.raises(ValueError, match="--dagger-round-steps must be an integer >= 1"):
+        train_with_dagger(demos, "mlp", tmp_path / "bad", config, rounds=1, episodes=1, round_steps=0, progress=False)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [({"rounds": 0}, "--dagger-rounds must be an integer >= 1"),

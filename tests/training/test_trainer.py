@@ -349,3 +349,38 @@ def test_trainer_checks_its_inputs(demos):
     result = Trainer(policy, windows, TrainConfig(steps=3, batch_size=4), progress=False).train()
     assert result.steps == 3 and result.samples == 12
     assert np.isfinite(result.last_terms["loss"])
+
+
+def test_init_from_starts_from_a_policy_files_weights_and_normaliser(demos, tmp_path):
+    first = tmp_path / "first"
+    train_run(demos, "mlp", first, TrainConfig(steps=20, lr=1e-3, warmup_steps=0), policy_kwargs=MLP, progress=False)
+    start = Policy.load(first / "policy.pt")
+    other = tmp_path / "other"  # other data: a fresh run would fit another normaliser
+    collect("embodia/DetourReach-v0", 2, other, seed=100, progress=False)
+    tuned = tmp_path / "tuned"
+    tiny = TrainConfig(steps=1, lr=1e-12, warmup_steps=0, ema=False)  # one step that barely moves the weights
+    train_run(other, "mlp", tuned, tiny, policy_kwargs=MLP, init_from=first / "policy.pt", progress=False)
+    result = Policy.load(tuned / "policy.pt")
+    for (name, a), b in zip(start.state_dict().items(), result.state_dict().values(), strict=True):
+        torch.testing.assert_close(b, a, atol=1e-8, rtol=0, msg=name)  # normaliser included: carried, not refitted
+    summary = json.loads((tuned / "summary.json").read_text())
+    assert summary["init_from"] == str(first / "policy.pt")
+    fresh = tmp_path / "fresh"
+    train_run(other, "mlp", fresh, tiny, policy_kwargs=MLP, progress=False)
+    fresh_normaliser = Policy.load(fresh / "policy.pt").normalizer.state_dict()
+    assert json.loads((fresh / "summary.json").read_text())["init_from"] is None
+    assert any(not torch.equal(fresh_normaliser[k], v) for k, v in start.normalizer.state_dict().items())
+
+
+def test_init_from_refuses_another_policy_or_config(demos, tmp_path):
+    first = tmp_path / "first"
+    config = TrainConfig(steps=2, warmup_steps=0)
+    train_run(demos, "mlp", first, config, policy_kwargs=MLP, progress=False)
+    with pytest.raises(ValueError, match=r"has another config: hidden_dims=\(32, 32\) \(run: \(16,\)\)"):
+        train_run(demos, "mlp", tmp_path / "a", config, policy_kwargs={"hidden_dims": [16]},
+                  init_from=first / "policy.pt", progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match="holds a 'mlp' policy, not 'diffusion'"):
+        train_run(demos, "diffusion", tmp_path / "b", config, init_from=first / "policy.pt", progress=False)
+    with pytest.raises(CheckpointError, match="no such file"):
+        train_run(demos, "mlp", tmp_path / "c", config, init_from=tmp_path / "missing.pt", progress=False)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -10,8 +10,10 @@ action chunks (speed, yaw rate, stop).
 
 Training rows are made by the same code as inference: each episode is replayed through a
 :class:`NavigatorAgent` (its memory written and the plan made at every step, as in a rollout), giving one feature
-row per step (:class:`NavigatorWindows`). With memory mode ``"none"`` the planner knows only what is in view, so a
-navigator trained that way is the no-memory baseline trained as such.
+row per step (:class:`NavigatorWindows`). A process keeps the features of the episodes it replayed, keyed by the
+episode's content and the agent's settings, so a DAgger round replays only its new rollouts. With memory mode
+``"none"`` the planner knows only what is in view, so a navigator trained that way is the no-memory baseline
+trained as such.
 
 The memory has no trained parameter here: the navigator's parameters are the inner policy's, and every one of them
 is trained (tested). The memory's learned parts (R, the LTM key projection) are not used by ``locate``.
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +61,9 @@ Langevin noise and a fixed step scale (AGENT.md's recipe): on 40 demonstrations 
 training MSE of 0.0066 and TC 0.90 [0.70, 0.97] on 20 held-out seeds, where EBT's defaults (mean energy, Langevin
 noise) stayed at MSE 0.082 and TC 0.85 [0.64, 0.95] (MLP: 0.60 [0.39, 0.78])."""
 FEATURES_KEY = "plan_features"
+FEATURE_CACHE_EPISODES = 4096
+"""Episodes whose replayed features a process keeps (least recently used dropped first; ~1 MB per 100)."""
+_feature_cache: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
 
 
 @dataclass(kw_only=True)
@@ -316,23 +323,59 @@ class NavigatorWindows(PhaseWindows):
             raise ValueError("NavigatorWindows needs at least one episode")
         c = policy.config
         agent = NavigatorAgent(policy)
+        settings = json.dumps(c.to_dict(), sort_keys=True, default=str)
         replayed = []
+        self.cache_hits = 0
         bar = tqdm(episodes, desc="replay memory", unit="ep", disable=not progress, dynamic_ncols=True)
         for e, ep in enumerate(bar):
             obs = ep.observations
             if not isinstance(obs, dict):
                 raise ValueError(f"episode {e} ({ep.env_id}) has a Box observation; the navigator needs UrbanNav's")
-            steps = len(ep.actions)
-            agent.reset()
-            try:
-                acting = np.ones(steps, dtype=bool) if c.act_from_phase == 0 else phase_mask([ep], c.act_from_phase)
-                acting = np.append(acting, acting[-1] if steps else True)  # the final observation: as the step before
-                rows = [
-                    agent.observe({k: v[t] for k, v in obs.items()}, plan=bool(acting[t])) for t in range(steps + 1)
-                ]
-            except ValueError as exc:
-                raise ValueError(f"episode {e} (seed {ep.seed}): {exc}") from None
-            replayed.append(dataclasses.replace(ep, observations={FEATURES_KEY: np.stack(rows)}))
+            key = _episode_key(ep, settings)
+            features = _feature_cache.get(key)
+            if features is None:
+                features = _replay(agent, ep, e)
+                _feature_cache[key] = features
+                while len(_feature_cache) > FEATURE_CACHE_EPISODES:
+                    _feature_cache.popitem(last=False)
+            else:
+                _feature_cache.move_to_end(key)
+                self.cache_hits += 1
+            replayed.append(dataclasses.replace(ep, observations={FEATURES_KEY: features.copy()}))
         super().__init__(replayed, n_obs_steps=c.n_obs_steps, horizon=c.horizon, obs_keys=(FEATURES_KEY,))
         if c.act_from_phase > 0:
             self.keep_phases(episodes, c.act_from_phase)
+
+
+def _replay(agent: NavigatorAgent, episode: Episode, index: int) -> np.ndarray:
+    """Features ``(T+1, 22)`` of ``episode`` replayed through ``agent`` (plans only on its acting steps)."""
+    c = agent.policy.config
+    obs, steps = episode.observations, len(episode.actions)
+    agent.reset()
+    try:
+        acting = np.ones(steps, dtype=bool) if c.act_from_phase == 0 else phase_mask([episode], c.act_from_phase)
+        acting = np.append(acting, acting[-1] if steps else True)  # the final observation: as the step before
+        rows = [agent.observe({k: v[t] for k, v in obs.items()}, plan=bool(acting[t])) for t in range(steps + 1)]
+    except ValueError as exc:
+        raise ValueError(f"episode {index} (seed {episode.seed}): {exc}") from None
+    return np.stack(rows)
+
+
+def _episode_key(episode: Episode, settings: str) -> str:
+    """A digest of what an episode's replayed features depend on.
+
+    The episode's observations, env, phases and actions, and the navigator's settings (``settings``: its config
+    as JSON).
+    """
+    h = hashlib.blake2b(digest_size=20)
+    h.update(settings.encode())
+    h.update(json.dumps([episode.env_id, episode.env_kwargs, episode.seed], sort_keys=True, default=str).encode())
+    for name in sorted(episode.observations):
+        value = np.asarray(episode.observations[name])
+        h.update(name.encode())
+        h.update(value.astype(str).tobytes() if value.dtype == object else np.ascontiguousarray(value).tobytes())
+    for name in sorted(episode.infos):  # the task phases (phase_mask) come from here
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(episode.infos[name]).tobytes())
+    h.update(np.ascontiguousarray(episode.actions).tobytes())
+    return h.hexdigest()

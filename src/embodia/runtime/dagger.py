@@ -6,7 +6,8 @@
    scripted expert labels every visited state (``collect(..., labeller_fn=make_expert)``: the learner's action
    is executed, the expert's is recorded);
 2. aggregates the demonstrations and every round's labelled rollouts (hard links, so nothing is copied);
-3. retrains from scratch on the aggregate with the same budget.
+3. retrains from scratch on the aggregate with the same budget, or, with ``round_steps``, fine-tunes the round's
+   policy on the aggregate for that many steps (its weights and normaliser carried over).
 
 Layout of ``run_dir``: the last round's run itself (``policy.pt``, ``summary.json`` with a ``dagger`` list of
 per-round figures, TensorBoard events), ``dagger/round_<k>/`` the earlier runs, ``dagger/rollouts_<k>/`` the
@@ -18,6 +19,7 @@ rollout pool's exactly-once rule), so no labelled episode is lost.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -51,6 +53,7 @@ def train_with_dagger(
     rounds: int,
     episodes: int,
     seed: int = DAGGER_SEED,
+    round_steps: int | None = None,
     workers: int = 0,
     ray_address: str | None = None,
     policy_kwargs: dict[str, Any] | None = None,
@@ -68,6 +71,8 @@ def train_with_dagger(
         rounds: DAgger rounds (>= 1).
         episodes: Labelled rollouts per round (>= 1).
         seed: Seed of the first rollout.
+        round_steps: Fine-tune each round's policy on the aggregate for this many steps (``train_run``'s
+            ``init_from``); None: retrain from fresh weights with ``config``'s budget.
         workers: Ray actors for the rollouts (0: in this process).
         ray_address: A running Ray cluster for the actors.
         policy_kwargs: Overrides of the policy's config.
@@ -86,6 +91,8 @@ def train_with_dagger(
     check_int("--dagger-rounds", rounds, 1)
     check_int("--dagger-episodes", episodes, 1)
     check_int("--dagger-seed", seed, 0)
+    if round_steps is not None:
+        check_int("--dagger-round-steps", round_steps, 1)
     check_int("--dagger-workers", workers, 0)
     if seed > 2**63 - 1 - rounds * episodes:
         raise ValueError(f"--dagger-seed must be <= 2**63 - 1 - rounds * episodes, got {seed}")
@@ -133,7 +140,17 @@ def train_with_dagger(
         sources.append(rollouts)
         aggregate = _aggregate(sources, work / f"data_{k}")
         last = k == rounds
-        result = train(aggregate, run_dir=run_dir if last else work / f"round_{k}", overwrite=True, progress=progress)
+        out = run_dir if last else work / f"round_{k}"
+        if round_steps is None:
+            result = train(aggregate, run_dir=out, overwrite=True, progress=progress)
+        else:
+            tune = dataclasses.replace(
+                config, steps=round_steps, minutes=None, warmup_steps=min(config.warmup_steps, round_steps)
+            )
+            result = train_run(
+                aggregate, policy_name, out, tune, policy_kwargs=policy_kwargs, overwrite=True, init_from=previous,
+                progress=progress,
+            )  # fmt: skip
         metrics = {name: summary["metrics"][name]["mean"] for name in ("success", "tc") if name in summary["metrics"]}
         history.append(
             {"round": k, "seeds": [start_seed, start_seed + episodes - 1], "rollout_metrics": metrics,

@@ -68,8 +68,13 @@ class Variant:
 
 
 def _train_one(variant: Variant, data: str, run_dir: str, config: TrainConfig, progress: bool) -> dict[str, Any]:
-    """Train one variant in this process; returns its summary (``summary.json``)."""
+    """Train one variant in this process; returns its summary (``summary.json``) with ``wall_s``.
+
+    ``wall_s`` is the whole task's wall time: loading and preparing the data (e.g. an agent's memory replay), the
+    optimiser's steps and every DAgger round.
+    """
     import json
+    import time
 
     import torch
 
@@ -77,16 +82,19 @@ def _train_one(variant: Variant, data: str, run_dir: str, config: TrainConfig, p
     from embodia.training.run import train_run
 
     torch.set_num_threads(1)
+    start = time.perf_counter()
     if variant.dagger_rounds:
-        return train_with_dagger(
+        summary = train_with_dagger(
             data, variant.policy, run_dir, config, rounds=variant.dagger_rounds, episodes=variant.dagger_episodes,
             policy_kwargs=variant.policy_kwargs, overwrite=True, progress=progress,
         )  # fmt: skip
-    train_run(
-        data, variant.policy, run_dir, config, policy_kwargs=variant.policy_kwargs, obs_keys=variant.obs_keys,
-        overwrite=True, progress=progress,
-    )  # fmt: skip
-    return json.loads((Path(run_dir) / "summary.json").read_text())
+    else:
+        train_run(
+            data, variant.policy, run_dir, config, policy_kwargs=variant.policy_kwargs, obs_keys=variant.obs_keys,
+            overwrite=True, progress=progress,
+        )  # fmt: skip
+        summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    return {**summary, "wall_s": round(time.perf_counter() - start, 1)}
 
 
 def train_variants(

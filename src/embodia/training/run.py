@@ -54,6 +54,7 @@ class RunSetup:
         policy: The policy (normaliser fitted, or weights loaded from ``state``).
         state: The training checkpoint to continue from (None: a fresh run).
         data_info: Description of the data (stored in checkpoints; its digest guards ``--resume``).
+        init_from: The policy file a fresh run started from (:attr:`RunOptions.init_from`), or None.
     """
 
     policy_name: str
@@ -62,6 +63,7 @@ class RunSetup:
     policy: Policy
     state: dict[str, Any] | None
     data_info: dict[str, Any]
+    init_from: str | None = None
 
 
 def train_run(
@@ -74,6 +76,7 @@ def train_run(
     obs_keys: tuple[str, ...] | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    init_from: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> TrainResult:
     """Train ``policy_name`` on the episode files in ``data``, writing the run into ``run_dir``.
@@ -87,6 +90,7 @@ def train_run(
         obs_keys: Observation keys the policy sees (default: every numeric key of the episodes).
         resume: Continue from ``run_dir/checkpoints/last.pt``.
         overwrite: Delete the run's files first and start over.
+        init_from: Start from this policy file's weights and normaliser (:attr:`RunOptions.init_from`).
         progress: Show a progress bar.
 
     Returns:
@@ -98,7 +102,10 @@ def train_run(
         CheckpointError: The checkpoint to resume from is corrupt or unreadable.
         TrainingDivergedError: A step went non-finite (the last checkpoint stays as it was).
     """
-    options = RunOptions(policy_kwargs=dict(policy_kwargs or {}), obs_keys=obs_keys, resume=resume, overwrite=overwrite)
+    options = RunOptions(
+        policy_kwargs=dict(policy_kwargs or {}), obs_keys=obs_keys, resume=resume, overwrite=overwrite,
+        init_from=None if init_from is None else str(init_from),
+    )  # fmt: skip
     setup = prepare_run(data, policy_name, run_dir, config, options, progress=progress)
     return execute_run(setup, config, progress=progress)
 
@@ -115,6 +122,10 @@ class RunOptions:
     """Continue from the run's checkpoint."""
     overwrite: bool = False
     """Delete the run's files first."""
+    init_from: str | None = None
+    """A policy file (``policy.pt``) whose weights and normaliser a fresh run starts from, instead of new weights
+    and a normaliser fitted on the data: fine-tuning (a DAgger round continues the previous round's policy). The
+    file must hold the same policy with the same config. A resumed run continues its checkpoint instead."""
 
 
 def prepare_run(
@@ -138,6 +149,7 @@ def prepare_run(
     """
     config.check_budget()
     resume, overwrite, obs_keys = options.resume, options.overwrite, options.obs_keys
+    start = None if options.init_from is None else Policy.load(options.init_from)  # CheckpointError: one line
     if resume and overwrite:
         raise ValueError("--resume and --overwrite exclude each other")
     run_dir = Path(run_dir)
@@ -169,6 +181,8 @@ def prepare_run(
             policy_name, obs_dim=windows.obs_dim, action_dim=windows.action_dim, obs_keys=windows.obs_keys,
             **policy_kwargs,
         )  # fmt: skip
+    if start is not None:
+        _check_same_policy(start, policy, options.init_from)
     data_info = {
         "dir": str(data),
         "episodes": windows.num_episodes,
@@ -182,12 +196,25 @@ def prepare_run(
         state = _existing_state(run_dir, checkpoint, resume=resume, overwrite=overwrite)
     else:
         state = load_train_state(checkpoint) if resume else None
-    if state is None:
-        policy.fit_normalizer(windows.obs, windows.actions)
-    else:
+    if state is not None:
         _check_resume(state, checkpoint, policy, config, data_info)
         policy.load_checkpoint_weights(state["policy"])
-    return RunSetup(policy_name, run_dir, windows, policy, state, data_info)
+    elif start is not None:
+        policy.load_checkpoint_weights(start.checkpoint_payload())
+    else:
+        policy.fit_normalizer(windows.obs, windows.actions)
+    return RunSetup(policy_name, run_dir, windows, policy, state, data_info, options.init_from)
+
+
+def _check_same_policy(start: Policy, policy: Policy, path: str | None) -> None:
+    """Refuse to start a run from a policy file with another policy or config (named)."""
+    if start.name != policy.name:
+        raise ValueError(f"--init-from {path} holds a {start.name!r} policy, not {policy.name!r}")
+    ours, theirs = policy.config.to_dict(), start.config.to_dict()
+    differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+    if differ:
+        shown = ", ".join(f"{k}={theirs.get(k)!r} (run: {ours.get(k)!r})" for k in differ[:4])
+        raise ValueError(f"--init-from {path} has another config: {shown}")
 
 
 def execute_run(
@@ -219,11 +246,14 @@ def execute_run(
         trainer.last_checkpoint = setup.run_dir / CHECKPOINT_NAME
     if chief:
         resolved = {"policy": setup.policy_name, "policy_config": setup.policy.config.to_dict()}
-        payload = {**resolved, "train_config": config.to_dict(), "data": setup.data_info}
+        payload = {**resolved, "train_config": config.to_dict(), "data": setup.data_info, "init_from": setup.init_from}
         write_json_atomic(setup.run_dir / CONFIG_NAME, {**payload, "resumed_at_step": trainer.step})
     result = trainer.train()
     if chief:
-        summary = _summary(result, setup.policy_name, config, setup.data_info, setup.run_dir)
+        summary = {
+            **_summary(result, setup.policy_name, config, setup.data_info, setup.run_dir),
+            "init_from": setup.init_from,
+        }
         write_json_atomic(setup.run_dir / SUMMARY_NAME, summary)
     return result
 

@@ -3,6 +3,13 @@
 The expert is privileged: it reads the route and the true pose from the unwrapped environment, not from the
 observation. It drives along the reference polyline towards a look-ahead point, slows for sharp heading errors
 (turning in place beyond ~70 degrees) and near the goal, and stops once within ``stop_radius`` of the final goal.
+
+Once the robot is nearer another street than its route by more than ``replan_margin`` (a state the expert itself
+never reaches, but a learner does: DAgger asks the expert to label the learner's states), the expert replans the
+shortest street route from the street point nearest the robot to the phase's goal and follows that, so its label
+from any state on the streets leads to the goal. Following the old
+route back instead would steer across blocks, and once the robot has driven past the route's end it would point
+along it rather than back to the goal.
 """
 
 from __future__ import annotations
@@ -30,6 +37,10 @@ class PurePursuitConfig:
     """Distance to the final goal at which the expert stops, metres."""
     approach_distance: float = 4.0
     """Distance to the final goal over which the expert slows down, metres."""
+    replan_margin: float = 2.0
+    """The expert replans from where the robot is once the followed route is this much farther than the nearest
+    street point, metres (a robot on the sidewalk of its route is not off it). Its own drives cut corners by ~1 m,
+    so demonstrations never replan."""
 
 
 def _project_on_segment(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -54,24 +65,33 @@ class UrbanNavExpert:
         self.config = config or PurePursuitConfig()
         self._phase = -1
         self._segment = 0
+        self._points = np.zeros((0, 2))
+        self.replans = 0
 
     def reset(self, seed: int | None = None) -> None:
         """Forgets route progress; call after ``env.reset`` (the expert is deterministic: ``seed`` is unused)."""
         self._phase = -1
         self._segment = 0
+        self.replans = 0
 
     def info(self) -> dict[str, Any]:
-        """Metadata recorded with each demonstration."""
-        return {"expert": "pure_pursuit"}
+        """Metadata recorded with each episode: the controller and how often it replanned (0 on its own drives)."""
+        return {"expert": "pure_pursuit", "replans": self.replans}
 
-    def _lookahead_point(self, points: np.ndarray, position: np.ndarray) -> np.ndarray:
-        # Track progress monotonically over a short window so the route never jumps back at crossings.
+    def _track(self, points: np.ndarray, position: np.ndarray) -> tuple[float, int, float]:
+        """Distance to the route, segment and fraction along it.
+
+        Progress is tracked monotonically over a short window, so the route never jumps back at crossings.
+        """
         best = (np.inf, self._segment, 0.0)
         for k in range(self._segment, min(self._segment + 3, len(points) - 1)):
             t, d = _project_on_segment(position, points[k], points[k + 1])
             if d < best[0] - 1e-9:
                 best = (d, k, t)
-        _, k, t = best
+        return best
+
+    def _lookahead_point(self, points: np.ndarray, position: np.ndarray) -> np.ndarray:
+        _, k, t = self._track(points, position)
         self._segment = k
         remaining = self.config.lookahead
         point = points[k] + t * (points[k + 1] - points[k])
@@ -89,12 +109,20 @@ class UrbanNavExpert:
     def act(self, obs: Any = None) -> np.ndarray:
         """Returns the next action ``(3,)`` float32: speed, yaw rate, stop."""
         env, cfg = self.env, self.config
+        phase = env.task.phases[env.phase_index]
         if env.phase_index != self._phase:
             self._phase = env.phase_index
             self._segment = 0
-        points = env.task.phases[env.phase_index].route.points
+            self._points = phase.route.points
         x, y, yaw = env.true_pose()
         position = np.array([x, y])
+        graph = env.city.graph
+        nearest, street_distance = graph.project(position)
+        if self._track(self._points, position)[0] > street_distance + cfg.replan_margin:
+            self._points = graph.route(nearest, phase.goal).points
+            self._segment = 0
+            self.replans += 1
+        points = self._points
         final_phase = env.phase_index == len(env.task.phases) - 1
         goal_distance = float(np.linalg.norm(points[-1] - position))
         if final_phase and goal_distance <= cfg.stop_radius:
