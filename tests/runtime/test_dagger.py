@@ -105,3 +105,43 @@ def test_bad_dagger_arguments_are_refused_before_training(tmp_path, kwargs, matc
     with pytest.raises(ValueError, match=match):
         train_with_dagger(data, "mlp", tmp_path / "run", TrainConfig(steps=5), progress=False, **args)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_dagger_rollout_actor_that_dies_loses_no_labelled_episode(ray_session, tmp_path):
+    import threading
+    import time
+
+    import ray
+
+    from embodia.runtime.ray_pool import RayRolloutPool
+
+    out = tmp_path / "rollouts"
+    out.mkdir()
+    env_id, env_kwargs = "embodia/UrbanNav-Return-v0", {"max_episode_steps": 60}
+    pool = RayRolloutPool(env_id, env_kwargs, workers=2, controller_fn=StandStill, labeller_fn=make_expert,
+                          progress=False)  # fmt: skip
+    victim = pool.actors[0]
+
+    def kill_after_first_file() -> None:
+        deadline = time.monotonic() + 60
+        while not episode_files(out) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        ray.kill(victim, no_restart=True)
+
+    killer = threading.Thread(target=kill_after_first_file)
+    killer.start()
+    try:
+        results = pool.run([EpisodeSpec(i, 300 + i) for i in range(8)], out)
+    finally:
+        killer.join()
+        pool.close()
+    assert pool.restarts >= 1 and [r.seed for r in results] == list(range(300, 308))
+    files = episode_files(out)
+    assert [f.name for f in files] == [f"episode_{i:06d}.h5" for i in range(8)]
+    reference = RolloutWorker(env_id, env_kwargs, StandStill, labeller_fn=make_expert)  # the same, in this process
+    for i, path in enumerate(files):
+        episode = read_episode(path)
+        assert episode.extra["labelled_by"] == "UrbanNavExpert"
+        expected = read_episode(reference.run_episode(EpisodeSpec(i, 300 + i), tmp_path / "reference").path)
+        np.testing.assert_array_equal(episode.actions, expected.actions)  # every label kept, none doubled
+    reference.close()

@@ -215,6 +215,9 @@ class Mem4NavMemory(nn.Module):
         self.key_projection = nn.Linear(cfg.embed_dim + 3, cfg.key_dim)  # [v ; p] -> LTM key space
         nn.init.normal_(self.key_projection.weight, std=1.0 / math.sqrt(cfg.embed_dim + 3))
         nn.init.zeros_(self.key_projection.bias)
+        # A fixed random projection: its keys only feed faiss's nearest-neighbour search, a discrete choice no
+        # loss reaches, so it is not trained (a trainable parameter that never gets a gradient would be dead).
+        self.key_projection.requires_grad_(False)
         self.octree = SparseOctree(cfg.octree)
         self.graph = SemanticTopologyGraph(cfg.topology)
         self.stm = ShortTermMemory(cfg.stm)
