@@ -21,7 +21,7 @@ interval is the Student-t interval over episodes. Hit rates per memory part: the
 located goal had STM detections (``stm``) or octree-leaf points (``leaf``) behind it. Everything runs on a local
 Ray instance with ``--workers`` CPUs (training as parallel tasks, evaluation on the rollout pool).
 
-Usage: python bench/memory_ablation.py [--demos 40] [--episodes 40] [--steps 3000] [--dagger-rounds 0]
+Usage: python bench/memory_ablation.py [--demos 40] [--episodes 40] [--steps 3000] [--train-seed 0] [--dagger-rounds 0]
        [--nav-modes full none ...] [--inners ebt diffusion mlp] [--modular-modes ...] [--quick]
 Writes bench/results/memory_ablation.json.
 """
@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000, help="training steps per learned row (every round)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--train-seed", type=int, default=0, help="training seed (initial weights, batches)")
     parser.add_argument("--dagger-rounds", type=int, default=0, help="DAgger rounds per learned row")
     parser.add_argument("--dagger-episodes", type=int, default=30, help="labelled rollouts per DAgger round")
     parser.add_argument("--nav-modes", nargs="*", default=list(MEMORY_MODES), choices=MEMORY_MODES)
@@ -105,7 +106,13 @@ def main() -> None:
     demos = collect(ENV_ID, args.demos, work / "demos", seed=0, overwrite=True, workers=args.workers, progress=False)
     print(f"demos: {args.demos} expert episodes, TC {demos['metrics']['tc']['mean']:.2f}")
     rows = variants(args)
-    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=min(100, args.steps))
+    config = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup_steps=min(100, args.steps),
+        seed=args.train_seed,
+    )
     t0 = time.perf_counter()
     trained = train_variants(rows, {ENV_ID: work / "demos"}, work / "runs", config, workers=args.workers)
     train_s = time.perf_counter() - t0

@@ -2,7 +2,8 @@
 
 ``embodia/UrbanNav-v0``: follow a landmark-anchored instruction to a goal and stop there.
 ``embodia/UrbanNav-Return-v0``: follow an outbound instruction; on arrival the instruction changes to "go back
-to the <landmark> you passed", a landmark out of view from there (a task that needs memory).
+to the <landmark> you passed", a landmark out of view from there (a task that needs memory). The return's
+reference route retraces the way out (as short as any route back: a sub-path of a shortest route).
 
 Action ``Box(-1, 1, (3,))``: forward speed (times ``RobotConfig.max_speed``, reverse allowed), yaw rate (times
 ``max_yaw_rate``), stop (> 0 ends the episode as the agent's decision). Out-of-range values are clipped; NaN,
