@@ -74,6 +74,11 @@ def test_policy_loss_reaches_encoder_R_and_read_init_through_the_memory(return_e
     assert grad([policy.memory.tokens.read_init]) > 0
     # LTM retrieval is a discrete choice no loss reaches: its key projection is fixed, not a dead trainable part
     assert not any(p.requires_grad for p in policy.memory.key_projection.parameters())
+    # every parameter left trainable gets a gradient from the loss it is trained by (here the policy loss alone,
+    # except π_v, which only the cycle loss reaches)
+    cycle_only = {id(p) for p in policy.memory.tokens.pi_v.parameters()}
+    dead = [n for n, p in policy.named_parameters() if p.requires_grad and id(p) not in cycle_only and p.grad is None]
+    assert not dead, dead
 
 
 def test_loss_decreases_and_checkpoint_round_trips(tmp_path, return_episodes):

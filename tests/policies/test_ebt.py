@@ -352,9 +352,13 @@ def test_step_schedules():
 
 
 def bimodal_data(n: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Every observation is followed by one of two chunks, +0.8 or -0.8 on both action dims, half each."""
+    """Every observation is followed by both chunks, +0.8 and -0.8 on both action dims (one sample each).
+
+    Each observation appears twice, once per mode, so the data are bimodal given the observation: a model cannot
+    memorise an observation's sign (with a distinct observation per sample it could, and EBT then leaned to it).
+    """
     rng = np.random.default_rng(seed)
-    obs = rng.uniform(-1, 1, size=(n, 2, 3)).astype(np.float32)
+    obs = np.repeat(rng.uniform(-1, 1, size=(n // 2, 2, 3)), 2, axis=0).astype(np.float32)  # rows 2i, 2i+1 equal
     sign = np.where(np.arange(n) % 2 == 0, 1.0, -1.0).astype(np.float32)
     act = np.broadcast_to(0.8 * sign[:, None, None], (n, 8, 2)).astype(np.float32)
     return obs, act + rng.normal(0, 0.02, size=act.shape).astype(np.float32)

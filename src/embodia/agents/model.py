@@ -291,6 +291,11 @@ class AgentPolicy(Policy):
         )  # fmt: skip
         mem_cfg = c.memory_config()
         self.memory = None if mem_cfg is None else Mem4NavMemory(mem_cfg)
+        if self.memory is not None:
+            # This agent reads tokens, never decodes positions or descriptors: no loss reaches π_p and π_d, so they
+            # stay at their initialisation instead of posing as trained parts (π_v is trained by the cycle loss).
+            self.memory.tokens.pi_p.requires_grad_(False)
+            self.memory.tokens.pi_d.requires_grad_(False)
         self.reader = None if mem_cfg is None else MemoryReader(c.embed_dim, c.width, c.position_scale)
         self.inner = make_policy(
             c.policy, obs_dim=2 * c.embed_dim, action_dim=c.action_dim, n_obs_steps=c.n_obs_steps,
