@@ -1,4 +1,4 @@
-"""The ``embodia`` command line: ``embodia {demo,collect,train,eval,replay,list} ...`` (``--help`` for options)."""
+"""The ``embodia`` command line: ``embodia {demo,collect,train,eval,replay,list,zoo} ...`` (``--help`` for options)."""
 
 from __future__ import annotations
 
@@ -59,12 +59,12 @@ class CollectCommand:
 
 @dataclass
 class DemoCommand:
-    """The main job: expert demos, brief training of the memory + EBT agent and baselines, held-out eval, report.md."""
+    """The main job: the shipped zoo's agents against baselines and rows trained now, held-out eval, report.md."""
 
     out: Path = Path("runs/demo")
-    """Run directory: demos/, runs/ (training, TensorBoard), eval/, replay/, report.md, report.json."""
+    """Run directory: demos/, runs/ (rows trained now, TensorBoard), eval/, replay/, report.md/json/html."""
     quick: bool = False
-    """A smoke run of the whole pipeline (within 3 minutes on 2 cores); the default takes up to 15."""
+    """A smoke run of the whole pipeline (within 2 minutes on 2 cores); the default takes up to 10."""
     workers: int = 2
     """Ray workers (CPUs) for collection, training and evaluation."""
     progress: bool = True
@@ -76,10 +76,11 @@ class EvalCommand:
     """Evaluate a policy checkpoint or the modular agent: episode files, summary.json and eval/* in TensorBoard."""
 
     checkpoint: Path | None = None
-    """Policy checkpoint, e.g. runs/ebt/policy.pt (from `embodia train`); or give --agent."""
-    agent: Literal["modular"] | None = None
+    """Policy checkpoint, e.g. runs/ebt/policy.pt (from `embodia train`) or zoo:NAME (`embodia zoo list`); or give
+    --agent."""
+    agent: Literal["modular", "expert"] | None = None
     """A non-learned agent instead of a checkpoint: "modular" (UrbanNav: Mem4Nav memory, street planner, pure
-    pursuit)."""
+    pursuit) or "expert" (the env's scripted expert)."""
     memory: str | None = None
     """Memory mode of --agent: full (default), none, stm, ltm, no-octree or no-graph."""
     act_from_phase: int | None = None
@@ -167,6 +168,24 @@ class ReplayCommand:
 
 
 @dataclass
+class ZooCommand:
+    """The checkpoint zoo: `embodia zoo list` (entries, recorded figures), `embodia zoo train NAME` (retrain one)."""
+
+    action: Annotated[Literal["list", "train"], tyro.conf.Positional]
+    """list: every entry with its recorded figures; train: rerun NAME's recipe (collect + train)."""
+    name: Annotated[str | None, tyro.conf.Positional] = None
+    """The entry to train (see `embodia zoo list`)."""
+    out: Path | None = None
+    """Directory of the retrained entry: demos/ and run/ (default: runs/zoo/NAME)."""
+    steps: int | None = None
+    """A reduced training budget instead of the recipe's (checks that the recipe runs end to end)."""
+    overwrite: bool = False
+    """Retrain into an --out that already holds a run."""
+    recipes: bool = False
+    """list: also print each entry's commands."""
+
+
+@dataclass
 class ListCommand:
     """Print the registered environments."""
 
@@ -181,6 +200,7 @@ Command = (
     | Annotated[EvalCommand, tyro.conf.subcommand("eval")]
     | Annotated[ReplayCommand, tyro.conf.subcommand("replay")]
     | Annotated[ListCommand, tyro.conf.subcommand("list")]
+    | Annotated[ZooCommand, tyro.conf.subcommand("zoo")]
 )
 
 
@@ -230,7 +250,15 @@ def run_eval(cmd: EvalCommand) -> int:
 
     if (cmd.checkpoint is None) == (cmd.agent is None):
         raise ValueError("give exactly one of --checkpoint and --agent")
-    if cmd.agent is not None:
+    if cmd.agent == "expert":
+        from embodia.envs.experts import make_expert
+
+        if cmd.memory is not None or cmd.act_from_phase is not None:
+            raise ValueError("--memory and --act-from-phase go with --agent modular (the expert drives every phase)")
+        policy = None
+        controller_fn = make_expert
+        label = "scripted expert"
+    elif cmd.agent is not None:
         from embodia.agents.ablation import check_memory_mode
         from embodia.agents.modular import modular_controller
 
@@ -244,8 +272,11 @@ def run_eval(cmd: EvalCommand) -> int:
     else:
         if cmd.memory is not None or cmd.act_from_phase is not None:
             raise ValueError("--memory and --act-from-phase go with --agent (a checkpoint holds its own)")
+        from embodia.zoo.store import resolve_checkpoint
+
         policy = Policy.load(cmd.checkpoint)  # fail fast on a missing, corrupt or foreign checkpoint
-        controller_fn = functools.partial(policy_controller, str(cmd.checkpoint.resolve()))
+        file = resolve_checkpoint(cmd.checkpoint)  # zoo:NAME -> the verified file inside the package
+        controller_fn = functools.partial(policy_controller, str(file.resolve()))
         label = f"{policy.name} ({cmd.checkpoint})"
     if cmd.rollout.overwrite:  # the old run's eval/* events would mix with the new ones
         for old in (cmd.out / "tb").glob("events.out.tfevents.*"):
@@ -389,6 +420,38 @@ def run_list(cmd: ListCommand) -> int:
     return 0
 
 
+def run_zoo(cmd: ZooCommand) -> int:
+    """Runs ``embodia zoo``."""
+    if cmd.action == "list":
+        from embodia.zoo.listing import format_zoo
+
+        if cmd.name is not None or cmd.steps is not None or cmd.out is not None or cmd.overwrite:
+            raise ValueError("embodia zoo list takes only --recipes")
+        print(format_zoo(recipes=cmd.recipes))
+        return 0
+    import torch
+
+    from embodia.zoo.recipes import recipe
+    from embodia.zoo.train import train_entry
+
+    torch.set_num_threads(1)
+    if cmd.name is None:
+        raise ValueError("embodia zoo train needs a NAME (see `embodia zoo list`)")
+    recipe(cmd.name)  # an unknown name fails before anything runs
+    out = cmd.out if cmd.out is not None else Path("runs/zoo") / cmd.name
+    result = train_entry(cmd.name, out, steps=cmd.steps, overwrite=cmd.overwrite)
+    recorded = result["recorded_digest"]
+    if recorded is None:
+        match = "no shipped entry to compare with"
+    else:
+        match = (
+            "matches the shipped entry's" if recorded == result["data_digest"] else "DIFFERS from the shipped entry's"
+        )
+    print(f"demonstrations digest {result['data_digest'][:16]}… ({match})")
+    print(f"policy: {result['policy']}")
+    return 0
+
+
 _USER_ERRORS = {
     "embodia.data.episodes": ("EpisodeFileError",),
     "embodia.policies.base": ("CheckpointError",),
@@ -417,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         EvalCommand: run_eval,
         ReplayCommand: run_replay,
         ListCommand: run_list,
+        ZooCommand: run_zoo,
     }
     try:
         import embodia  # noqa: F401

@@ -1,4 +1,4 @@
-"""The demo's report: one table per environment (means with 95 % confidence intervals) and the memory effect."""
+"""The demo's report: one table per environment (means with 95 % intervals), the memory effect, the commands."""
 
 from __future__ import annotations
 
@@ -10,53 +10,99 @@ from typing import Any
 
 import numpy as np
 
-from embodia.runtime.experiment import Variant, paired_difference, per_episode
+from embodia.runtime.experiment import paired_difference, per_episode
 
-__all__ = ["build_report", "format_report"]
+__all__ = ["build_report", "format_report", "write_demo_html"]
 
-NAV_METRICS = (("tc", "TC"), ("spd", "SPD (m)"), ("ndtw", "nDTW"), ("sed", "SED"))
-PUSH_METRICS = (("success", "success"),)
-ENV_METRICS = {"embodia/UrbanNav-Return-v0": NAV_METRICS, "embodia/PushBlock-v0": PUSH_METRICS}
+NAV_METRICS = (("tc", "TC"), ("spd", "SPD (m)"), ("ndtw", "nDTW"))
+MANIP_METRICS = (("success", "success"),)
+DIGITS = {"spd": 1}
+"""Decimals of a metric in the tables (default 3): SPD is in metres."""
+MEMORY_ROWS = ("memory-agent-ebt", "memory-agent-ebt-no-memory")
+"""The paired memory effect: first minus second."""
+ENV_NOTES = {
+    "embodia/UrbanNav-Return-v0": (
+        "Hand-over protocol: the scripted expert drives the outbound leg while the agent watches (its memory is "
+        "written), then the agent drives the return to a landmark it passed, out of view where the return starts."
+    ),
+    "embodia/DetourReach-Sided-v0": (
+        "One side per start (left iff the start's y >= 0): the demonstrations are unimodal, so every policy's "
+        "claim applies."
+    ),
+    "embodia/DetourReach-v0": (
+        "Both sides from every start, 50/50: a policy that averages its demonstrations (EBT-Policy's and MLP-BC's "
+        "objectives do) drives head-on into the obstacle; Diffusion Policy samples one side."
+    ),
+}
 
 
-def _latency(summary: dict[str, Any]) -> dict[str, Any] | None:
-    """Mean latency per action (ms) over episodes with a 95 % percentile-bootstrap interval (None if not measured).
+def _metrics_of(env_id: str) -> tuple[tuple[str, str], ...]:
+    return NAV_METRICS if "UrbanNav" in env_id else MANIP_METRICS
 
-    The controllers report ``act_ms_mean`` per episode; latencies are positive and skewed, so the interval is a
-    bootstrap over episodes (2000 resamples, fixed seed) rather than a t-interval, which can go below zero.
-    """
-    values = per_episode(summary, "act_ms_mean")
+
+def _mean_of(summary: dict[str, Any], key: str) -> float | None:
+    values = per_episode(summary, key)
     values = values[np.isfinite(values)]  # controllers that do not measure it give NaN
-    if not len(values):
-        return None
-    means = np.random.default_rng(0).choice(values, size=(2000, len(values))).mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return {"mean": float(values.mean()), "ci95": [float(lo), float(hi)], "n": len(values)}
+    return float(values.mean()) if len(values) else None
+
+
+def _budget(row: Any, trained: dict[str, Any], shipped: dict[str, Any]) -> dict[str, Any] | None:
+    """Training budget of a row: the shipped record's, the run's just made, or None (scripted)."""
+    if row.source == "trained now":
+        s = trained[row.name]
+        return {"steps": s["steps"], "seconds": round(s["wall_s"], 1), "loss": s["last_terms"].get("loss")}
+    if row.source == "shipped":
+        t = shipped[row.zoo]["trained"]
+        return {"steps": t["steps"], "seconds": t["elapsed_s"], "loss": t.get("final_loss")}
+    return None
 
 
 def build_report(
-    variants: Sequence[Variant],
+    rows: Sequence[Any],
     trained: dict[str, dict[str, Any]],
     evals: dict[str, dict[str, Any]],
+    shipped: dict[str, dict[str, Any]],
     settings: Any,
     config: Any,
+    out: Path,
     timings: dict[str, float],
     replay: str | None,
     workers: int,
 ) -> dict[str, Any]:
-    """The report as plain data (what ``report.json`` holds and ``format_report`` prints)."""
+    """The report as plain data (what ``report.json`` holds and ``format_report`` prints).
+
+    Args:
+        rows: The demo's :class:`~embodia.demo.DemoRow` s.
+        trained: Summaries of the rows trained now, by name.
+        evals: Evaluation summaries, by row name.
+        shipped: The zoo's records (:func:`embodia.zoo.store.records`).
+        settings: The :class:`~embodia.demo.DemoSettings`.
+        config: The trained-now rows' :class:`~embodia.training.config.TrainConfig`.
+        out: The demo directory (for the commands).
+        timings: Seconds per phase.
+        replay: Path of the replay video relative to ``out``, or why it is missing.
+        workers: Ray workers used.
+    """
     envs: dict[str, list[dict[str, Any]]] = {}
-    for v in variants:
-        summary = evals[v.name]
-        metrics = {key: summary["metrics"][key] for key, _ in ENV_METRICS[v.env_id] if key in summary["metrics"]}
-        row = {"name": v.name, "kind": "learned" if v.policy else "scripted", "metrics": metrics}
-        row["latency_ms"] = _latency(summary)
-        if v.name in trained:
-            s = trained[v.name]
-            row["train"] = {"steps": s["steps"], "seconds": s["elapsed_s"], "loss": s["last_terms"].get("loss")}
-        envs.setdefault(v.env_id, []).append(row)
+    for row in rows:
+        summary = evals[row.name]
+        metrics = {key: summary["metrics"][key] for key, _ in _metrics_of(row.env_id) if key in summary["metrics"]}
+        envs.setdefault(row.env_id, []).append(
+            {
+                "name": row.name,
+                "source": row.source,
+                "zoo": row.zoo,
+                "metrics": metrics,
+                "plan_ms": _mean_of(summary, "plan_ms_mean"),
+                "nfe": _mean_of(summary, "nfe_mean"),
+                "act_ms": _mean_of(summary, "act_ms_mean"),
+                "budget": _budget(row, trained, shipped),
+                "command": row.command(out, settings.eval_episodes),
+                "eval_s": summary.get("eval_s"),
+            }
+        )
     memory_effect = {
-        key: paired_difference(evals["agent-ebt-memory"], evals["agent-ebt-no-memory"], key) for key in ("tc", "ndtw")
+        key: paired_difference(evals[MEMORY_ROWS[0]], evals[MEMORY_ROWS[1]], key) for key in ("tc", "ndtw")
     }
     return {
         "settings": asdict(settings),
@@ -76,70 +122,82 @@ def _cell(m: dict[str, Any] | None, digits: int = 3) -> str:
     lo, hi = m["ci95"]
     if math.isclose(lo, hi) and math.isclose(lo, m["mean"]):
         return f"{m['mean']:.{digits}f}"
-    return f"{m['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+    ci = max(digits - 1, 1)
+    return f"{m['mean']:.{digits}f} [{lo:.{ci}f}, {hi:.{ci}f}]"
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _source(row: dict[str, Any]) -> str:
+    budget = row["budget"]
+    if budget is None:
+        return "scripted (no training)"
+    where = f"shipped (zoo:{row['zoo']})" if row["source"] == "shipped" else "trained now"
+    return f"{where}, {budget['steps']} steps, {budget['seconds']:.0f} s"
 
 
 def _intro(report: dict[str, Any]) -> list[str]:
-    """The report's opening paragraphs: what ran, how the intervals are made, what the budget means."""
-    s = report["settings"]
+    """The report's opening paragraphs: what ran and how the figures are made."""
+    s, c = report["settings"], report["train_config"]
     return [
-        f"Demonstrations: {s['nav_demos']} (UrbanNav-Return-v0) and {s['push_demos']} (PushBlock-v0) expert episodes. "
-        f"Every learned row trained for {s['train_minutes']:g} min (batch {s['batch_size']}, lr {s['lr']:g}) on "
-        f"{report['workers']} Ray worker(s) in parallel; every row evaluated on the same {report['eval_episodes']} "
-        f"held-out seeds (from 1000000). Means with 95 % confidence intervals (Wilson for rates, Student t "
-        f"otherwise; bootstrap over episodes for latency). Latency: wall time per action of the controller (ms), "
-        f"on this machine.",
-        "This training budget demonstrates the pipeline; it does not train a capable agent. The figures are what "
-        "these runs measured.",
+        f"Every row evaluated on the same {report['eval_episodes']} held-out seeds per environment (from 1000000) on "
+        f"{report['workers']} Ray worker(s). Shipped rows are checkpoints of the zoo, trained by this project's "
+        "recipes (`embodia zoo list --recipes`; `embodia zoo train NAME` retrains one). Trained-now rows learned "
+        f"here from {s['train_demos']} fresh expert demonstrations in {c['steps']} steps (batch {c['batch_size']}, "
+        f"lr {c['lr']:g}), next to their shipped counterparts.",
+        "Means with 95 % confidence intervals (Wilson for rates, Student t otherwise). ms / chunk: the policy's "
+        "plan of one action chunk; NFE: network evaluations per chunk; ms / action: the controller's whole step "
+        "(for the navigator: perception, memory write, planning and the policy), on this machine.",
     ]
 
 
 def _table(env_id: str, rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Header and cells of one env's comparison table (metrics, latency per action, training steps)."""
-    metrics = ENV_METRICS[env_id]
-    header = ["row", *[label for _, label in metrics], "ms / action", "train steps"]
+    """Header and cells of one env's comparison table."""
+    metrics = _metrics_of(env_id)
+    header = ["row", *[label for _, label in metrics], "ms / chunk", "NFE", "ms / action", "source"]
     cells = [
-        [row["name"], *[_cell(row["metrics"].get(key)) for key, _ in metrics], _cell(row["latency_ms"], 2),
-         str(row["train"]["steps"]) if "train" in row else "–"]
+        [row["name"], *[_cell(row["metrics"].get(key), DIGITS.get(key, 3)) for key, _ in metrics],
+         _number(row["plan_ms"], 1),
+         _number(row["nfe"], 2), _number(row["act_ms"], 2), _source(row)]
         for row in rows
     ]  # fmt: skip
     return header, cells
 
 
+def _memory_line(report: dict[str, Any]) -> str:
+    effect = report["memory_effect"]
+    tc, nd = effect["tc"], effect["ndtw"]
+    return (
+        f"{MEMORY_ROWS[0]} minus {MEMORY_ROWS[1]}: TC {tc['mean']:+.3f} [{tc['ci95'][0]:+.3f}, {tc['ci95'][1]:+.3f}], "
+        f"nDTW {nd['mean']:+.3f} [{nd['ci95'][0]:+.3f}, {nd['ci95'][1]:+.3f}] over {tc['n']} episodes."
+    )
+
+
 def format_report(report: dict[str, Any]) -> str:
-    """``report.md``: settings, one table per env, the memory effect, where to look next."""
+    """``report.md``: settings, one table per env, the memory effect, the commands, where to look next."""
     t = report["timings_s"]
     lines = ["# embodia demo report"]
     for paragraph in _intro(report):
         lines += ["", paragraph]
     for env_id, rows in report["envs"].items():
         lines += ["", f"## {env_id}", ""]
-        if env_id.endswith("UrbanNav-Return-v0"):
-            lines += [
-                "Hand-over protocol: the scripted expert drives the outbound leg while the agent watches (its memory "
-                "is written), then the agent drives the return to a landmark it passed, out of view where the "
-                "return starts.",
-                "",
-            ]
+        if env_id in ENV_NOTES:
+            lines += [ENV_NOTES[env_id], ""]
         header, cells = _table(env_id, rows)
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in cells]
-    effect = report["memory_effect"]
+    lines += ["", "## Memory effect (paired, same seeds)", "", _memory_line(report), "", "## Reproduce a row", ""]
+    lines += [f"- {row['name']}: `{row['command']}`" for rows in report["envs"].values() for row in rows]
     lines += [
-        "",
-        "## Memory effect (paired, same seeds)",
-        "",
-        f"agent-ebt-memory minus agent-ebt-no-memory: TC {effect['tc']['mean']:+.3f} "
-        f"[{effect['tc']['ci95'][0]:+.3f}, {effect['tc']['ci95'][1]:+.3f}], nDTW {effect['ndtw']['mean']:+.3f} "
-        f"[{effect['ndtw']['ci95'][0]:+.3f}, {effect['ndtw']['ci95'][1]:+.3f}] over {effect['tc']['n']} episodes.",
         "",
         "## Files",
         "",
         f"- replay video: `{report['replay']}`" if report["replay"] else "- replay video: not rendered yet",
-        "- training logs: `runs/<row>/tb` (`tensorboard --logdir .` from this directory)",
-        "- checkpoints: `runs/<row>/policy.pt` (`embodia eval --checkpoint ...` runs one again)",
-        "- evaluation: `eval/<row>/` (episode files, `summary.json`, `tb/` with eval/* scalars, a replay video, the "
-        "map and memory view, EBT's energy along its descent steps)",
+        "- trained-now runs: `runs/<row>/` (checkpoint, `tb/` training logs; `tensorboard --logdir .` from here)",
+        "- evaluation: `eval/<row>/` (episode files, `summary.json`, `tb/` with eval/* scalars and, for the "
+        "navigation and trained-now rows, a replay video, the map and memory view, EBT's energy along its descent)",
         "",
         f"Time: collect {t['collect_s']:.0f} s, train {t['train_s']:.0f} s, evaluate {t['eval_s']:.0f} s, "
         f"TensorBoard media {t.get('media_s', 0.0):.0f} s, replay {t.get('replay_s', 0.0):.0f} s, "
@@ -150,7 +208,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def write_demo_html(out: Path, report: dict[str, Any], replay_row: str, views: dict[str, np.ndarray]) -> Path:
-    """``<out>/report.html``: the report's tables, two training curves, the replay, the map and memory view.
+    """``<out>/report.html``: the report's tables, the trained-now rows' curves, the replay, the map and memory view.
 
     Args:
         out: The demo directory.
@@ -165,14 +223,12 @@ def write_demo_html(out: Path, report: dict[str, Any], replay_row: str, views: d
     page = Page("embodia demo", notes=_intro(report))
     for env_id, rows in report["envs"].items():
         page.tables.append((env_id, *_table(env_id, rows)))
-    effect = report["memory_effect"]["tc"]
-    page.notes.append(
-        f"Memory effect, agent-ebt-memory minus agent-ebt-no-memory (paired): TC {effect['mean']:+.3f} "
-        f"[{effect['ci95'][0]:+.3f}, {effect['ci95'][1]:+.3f}] over {effect['n']} episodes."
-    )
-    for row in ("agent-ebt-memory", "ebt"):
-        for tag, points in train_curves(out / "runs" / row, ("train/loss",)):
-            page.curves.append((f"{row}: {tag}", points))
+    page.notes.append("Memory effect (paired): " + _memory_line(report))
+    for rows in report["envs"].values():
+        for row in rows:
+            if row["source"] == "trained now":
+                for tag, points in train_curves(out / "runs" / row["name"], ("train/loss",)):
+                    page.curves.append((f"{row['name']}: {tag}", points))
     (out / "replay").mkdir(parents=True, exist_ok=True)
     for name, image in views.items():
         Image.fromarray(image).save(out / "replay" / f"{name}.png")

@@ -145,3 +145,14 @@ def test_eval_runs_the_modular_agent_from_the_command_line(tmp_path, capsys):
         main(["eval", "--checkpoint", "x.pt", "--memory", "none", "--out", str(tmp_path / "o"), "--episodes", "1"]) == 2
     )
     assert "--memory and --act-from-phase go with --agent" in capsys.readouterr().err
+
+
+def test_eval_runs_the_scripted_expert_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "expert"
+    args = ["eval", "--agent", "expert", "--env", "embodia/DetourReach-Sided-v0", "--episodes", "3", "--out", str(out),
+            "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["metrics"]["success"]["mean"] == 1.0 and summary["episodes"] == 3
+    assert main([*args[:-3], "--memory", "full", "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
+    assert "--memory and --act-from-phase go with --agent modular" in capsys.readouterr().err

@@ -313,11 +313,17 @@ class Policy(nn.Module):
         ``Policy.load`` builds whatever registered policy the file holds (importing its module by naming
         convention); ``SomePolicy.load`` insists the file holds a ``SomePolicy``.
 
+        ``path`` may name a shipped zoo entry, ``"zoo:NAME"`` (:mod:`embodia.zoo`): its file is verified against
+        the recorded SHA-256 before it is read.
+
         Raises:
             CheckpointError: Missing or unreadable file, not a policy checkpoint, another policy than ``cls``,
                 a config the policy rejects, or weights that do not fit the model.
+            embodia.zoo.store.ZooError: An unknown zoo name or a zoo file that does not match its record.
         """
-        path = Path(path)
+        from embodia.zoo.store import resolve_checkpoint  # standard library only: no upward dependency
+
+        path = resolve_checkpoint(path)
         if not path.exists():
             raise CheckpointError(path, "no such file")
         if not path.is_file():

@@ -1,0 +1,103 @@
+"""``embodia zoo train NAME``: retrain a zoo entry from scratch by running its recipe's commands.
+
+The recipe's ``embodia collect`` and ``embodia train`` commands (:mod:`embodia.zoo.recipes`) run in this process,
+exactly as a user would type them, into ``<out>/demos`` and ``<out>/run``. The demonstrations' digest is compared
+with the shipped entry's (the expert and the simulation are deterministic per seed, so they match on this
+machine's library versions).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embodia.zoo.recipes import recipe
+
+__all__ = ["data_digest", "train_entry"]
+
+
+def data_digest(directory: str | os.PathLike) -> str:
+    """Hex SHA-256 over a directory's episodes (sorted by file name): seed, actions and MuJoCo states.
+
+    The content, not the file bytes: HDF5 files of the same data may differ in layout. Episodes without
+    ``mj_state`` (adapted third-party envs) contribute their numeric observations instead.
+
+    Raises:
+        ValueError: No episode files in ``directory``.
+    """
+    from embodia.data.episodes import episode_files, read_episode
+
+    files = episode_files(directory)
+    if not files:
+        raise ValueError(f"{directory}: no episode files to digest")
+    digest = hashlib.sha256()
+    for path in files:
+        episode = read_episode(path)
+        digest.update(str(episode.seed).encode())
+        digest.update(np.ascontiguousarray(episode.actions, dtype=np.float32).tobytes())
+        if episode.mj_state is not None:
+            digest.update(np.ascontiguousarray(episode.mj_state, dtype=np.float64).tobytes())
+        else:
+            obs = episode.observations
+            for key in sorted(obs) if isinstance(obs, dict) else [None]:
+                value = obs if key is None else obs[key]
+                if value.dtype.kind in "biuf":
+                    digest.update(np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()
+
+
+def train_entry(
+    name: str,
+    out: str | os.PathLike,
+    *,
+    steps: int | None = None,
+    overwrite: bool = False,
+    demos_from: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Run ``name``'s recipe into ``out``; returns ``{"policy", "data_digest", "commands", "recorded_digest"}``.
+
+    Args:
+        name: A zoo entry (see ``embodia zoo list``).
+        out: Directory for ``demos/`` and ``run/``.
+        steps: A reduced training budget instead of the recipe's (for a quick check that the recipe runs).
+        overwrite: Retrain into an ``out`` that already holds a run.
+        demos_from: Copy the demonstrations from this directory instead of running the collect command (another
+            entry's with the same collect command; ``bench/zoo_build.py`` uses it). The digest still checks them.
+
+    Raises:
+        ValueError: Unknown name, bad ``steps``, or ``out/run`` exists without ``overwrite``.
+        RuntimeError: A recipe command failed (its exit status and command line are named).
+    """
+    from embodia.cli import main as embodia_main
+    from embodia.zoo.store import records
+
+    entry = recipe(name)
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"--steps must be an integer >= 1, got {steps!r}")
+    out = Path(out)
+    demos, run = out / "demos", out / "run"
+    if run.exists() and any(run.iterdir()) and not overwrite:
+        raise ValueError(f"{run} already holds a run: pass --overwrite to retrain {name} into it")
+    commands = entry.commands(str(demos), str(run))
+    if steps is not None:
+        train = commands[1]
+        train[train.index("--steps") + 1] = str(steps)
+        train[train.index("--warmup-steps") + 1] = str(min(100, steps))
+    if demos_from is not None:
+        import shutil
+
+        shutil.copytree(demos_from, demos, dirs_exist_ok=True)
+        print(f"demonstrations copied from {demos_from} (same collect command)", flush=True)
+        commands = commands[1:]
+    for args in commands:
+        print("embodia " + " ".join(args), flush=True)
+        status = embodia_main(args)
+        if status != 0:
+            raise RuntimeError(f"zoo recipe {name}: `embodia {' '.join(args)}` exited with status {status}")
+    digest = data_digest(demos)
+    recorded = records().get(name, {}).get("data_digest")
+    return {"policy": str(run / "policy.pt"), "data_digest": digest, "recorded_digest": recorded, "commands": commands}
