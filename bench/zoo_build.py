@@ -70,6 +70,10 @@ def build(name: str, work: Path, reuse: bool, workers: int) -> dict:
         train_entry(name, out, overwrite=True, demos_from=ready[0] if ready else None)
     train_wall = time.perf_counter() - t
     run_summary = json.loads((out / "run" / "summary.json").read_text())
+    if run_summary["steps"] != entry.train_steps():  # e.g. a reused `embodia zoo train --steps N` run
+        raise ValueError(
+            f"{name}: {out / 'run'} trained {run_summary['steps']} steps, the recipe {entry.train_steps()}"
+        )
     shipped = zoo_dir() / "checkpoints" / f"{name}.pt"
     shipped.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(shipped) as tmp:
@@ -83,7 +87,7 @@ def build(name: str, work: Path, reuse: bool, workers: int) -> dict:
         "trained": {
             "steps": run_summary["steps"],
             "elapsed_s": round(run_summary["elapsed_s"], 1),
-            "wall_s": round(train_wall, 1) if not reuse else None,
+            "wall_s": round(train_wall, 1) if train_wall > 1.0 else None,  # None: a reused run
             "final_loss": run_summary["last_terms"].get("loss"),
         },
         "recorded": date.today().isoformat(),
@@ -103,6 +107,7 @@ def build(name: str, work: Path, reuse: bool, workers: int) -> dict:
 
 
 def main() -> None:
+    """Build the named entries (all by default) and print what was built."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("names", nargs="*", default=list(RECIPES), help="entries to build (default: all)")
     p.add_argument("--work", type=Path, default=Path("runs/zoo"), help="where recipes run")

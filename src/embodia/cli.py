@@ -86,10 +86,10 @@ class EvalCommand:
     act_from_phase: int | None = None
     """--agent acts from this task phase on (default 1: the env's expert drives the earlier ones while it watches,
     the hand-over protocol of UrbanNav-Return-v0); 0: it drives the whole episode."""
-    env: str = "embodia/DetourReach-v0"
-    """Environment id (see `embodia list`)."""
-    episodes: int = 50
-    """Number of episodes; episode i uses seed `seed + i`."""
+    env: str | None = None
+    """Environment id (see `embodia list`); default: a zoo entry's recorded env, else embodia/DetourReach-v0."""
+    episodes: int | None = None
+    """Number of episodes; episode i uses seed `seed + i` (default: a zoo entry's recorded number, else 50)."""
     out: Path = Path("runs/eval")
     """Output directory for episode files, summary.json and tb/ (TensorBoard)."""
     seed: int = 1_000_000
@@ -278,11 +278,12 @@ def run_eval(cmd: EvalCommand) -> int:
         file = resolve_checkpoint(cmd.checkpoint)  # zoo:NAME -> the verified file inside the package
         controller_fn = functools.partial(policy_controller, str(file.resolve()))
         label = f"{policy.name} ({cmd.checkpoint})"
+    env, episodes = _eval_env_and_episodes(cmd)
     if cmd.rollout.overwrite:  # the old run's eval/* events would mix with the new ones
         for old in (cmd.out / "tb").glob("events.out.tfevents.*"):
             old.unlink()
     summary = collect(
-        cmd.env, cmd.episodes, cmd.out, seed=cmd.seed, controller_fn=controller_fn, **cmd.rollout.collect_kwargs()
+        env, episodes, cmd.out, seed=cmd.seed, controller_fn=controller_fn, **cmd.rollout.collect_kwargs()
     )
     log_eval(cmd.out / "tb", summary, label)
     from embodia.replay.report_html import write_eval_report
@@ -295,6 +296,26 @@ def run_eval(cmd: EvalCommand) -> int:
     print(format_summary(summary))
     print(f"wrote {summary['episodes']} episodes, summary.json, report.html and tb/ ({', '.join(media)}) to {cmd.out}")
     return 0
+
+
+def _eval_env_and_episodes(cmd: EvalCommand) -> tuple[str, int]:
+    """``--env`` and ``--episodes``, defaulting to a zoo entry's recorded evaluation (a note when they differ)."""
+    record = None
+    if cmd.checkpoint is not None:
+        from embodia.zoo.store import is_zoo_path, records
+
+        if is_zoo_path(cmd.checkpoint):
+            record = records()[str(cmd.checkpoint).split(":", 1)[1]]  # Policy.load has checked the name
+    env = cmd.env if cmd.env is not None else (record["env_id"] if record else "embodia/DetourReach-v0")
+    episodes = cmd.episodes if cmd.episodes is not None else (record["eval"]["episodes"] if record else 50)
+    if record is not None:
+        recorded = (record["env_id"], record["eval"]["episodes"], record["eval"]["seed"])
+        if (env, episodes, cmd.seed) != recorded:
+            print(
+                f"note: {cmd.checkpoint}'s figures were recorded on {recorded[0]}, {recorded[1]} episodes from seed "
+                f"{recorded[2]}; this run differs, so its figures will too"
+            )
+    return env, episodes
 
 
 def run_train(cmd: TrainCommand) -> int:
@@ -437,6 +458,8 @@ def run_zoo(cmd: ZooCommand) -> int:
     torch.set_num_threads(1)
     if cmd.name is None:
         raise ValueError("embodia zoo train needs a NAME (see `embodia zoo list`)")
+    if cmd.recipes:
+        raise ValueError("--recipes goes with embodia zoo list")
     recipe(cmd.name)  # an unknown name fails before anything runs
     out = cmd.out if cmd.out is not None else Path("runs/zoo") / cmd.name
     result = train_entry(cmd.name, out, steps=cmd.steps, overwrite=cmd.overwrite)
@@ -457,6 +480,7 @@ _USER_ERRORS = {
     "embodia.policies.base": ("CheckpointError",),
     "embodia.training.trainer": ("TrainingDivergedError",),
     "embodia.training.distributed": ("DistributedTrainingError",),
+    "embodia.zoo.train": ("RecipeError",),
     "gymnasium.error": ("Error",),
 }
 """Exceptions reported as one line (besides ValueError and OSError), by module."""

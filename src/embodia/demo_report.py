@@ -50,7 +50,7 @@ def _budget(row: Any, trained: dict[str, Any], shipped: dict[str, Any]) -> dict[
     """Training budget of a row: the shipped record's, the run's just made, or None (scripted)."""
     if row.source == "trained now":
         s = trained[row.name]
-        return {"steps": s["steps"], "seconds": round(s["wall_s"], 1), "loss": s["last_terms"].get("loss")}
+        return {"steps": s["steps"], "seconds": round(s["elapsed_s"], 1), "loss": s["last_terms"].get("loss")}
     if row.source == "shipped":
         t = shipped[row.zoo]["trained"]
         return {"steps": t["steps"], "seconds": t["elapsed_s"], "loss": t.get("final_loss")}

@@ -77,7 +77,7 @@ def test_zoo_train_refuses_an_existing_run_without_overwrite(tmp_path, capsys):
     run.mkdir()
     (run / "policy.pt").write_bytes(b"old")
     assert main(["zoo", "train", "sided-mlp", "--out", str(tmp_path)]) == 2
-    assert "already holds a run: pass --overwrite" in capsys.readouterr().err
+    assert "run already holds files: pass --overwrite" in capsys.readouterr().err
     assert (run / "policy.pt").read_bytes() == b"old"
     assert main(["zoo", "train", "no-such-entry", "--out", str(tmp_path)]) == 2
     assert "unknown zoo entry 'no-such-entry'; known: " in capsys.readouterr().err
@@ -89,6 +89,7 @@ def test_zoo_list_prints_every_entry_with_its_figures(capsys):
     for name, entry in RECIPES.items():
         assert f"zoo:{name}  ({entry.env_id})" in out
         assert f"--policy {entry.train[entry.train.index('--policy') + 1]}" in out
+        assert "measured by: embodia " + " ".join(entry.eval_args(f"zoo:{name}", f"runs/eval/{name}")) in out
     assert "not shipped" not in out
 
 
@@ -104,7 +105,7 @@ def test_zoo_train_reruns_a_recipe_at_a_reduced_budget(tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RECIPES))
-def test_recorded_figures_are_what_embodia_eval_prints(name, tmp_path, ray_session):
+def test_recorded_figures_are_what_embodia_eval_prints(name, tmp_path):
     entry, record = recipe(name), records()[name]
     args = entry.eval_args(f"zoo:{name}", str(tmp_path / "eval")) + ["--no-progress", "--workers", "2"]
     assert main(args) == 0
@@ -125,3 +126,17 @@ def test_recipes_are_commands_of_this_cli():
         assert isinstance(tyro.cli(Command, args=collect_args), CollectCommand)
         train = tyro.cli(Command, args=train_args)
         assert isinstance(train, TrainCommand) and train.hp.steps == entry.train_steps() and train.data == Path("D")
+
+
+def test_eval_of_a_zoo_entry_defaults_to_its_recorded_env(tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert main(["eval", "--checkpoint", "zoo:sided-mlp", "--episodes", "2", "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env"] == "embodia/DetourReach-Sided-v0" and summary["episodes"] == 2
+    assert "note: zoo:sided-mlp's figures were recorded on embodia/DetourReach-Sided-v0, 50 episodes" in (
+        capsys.readouterr().out
+    )
+    recorded = records()["sided-mlp"]["figures"]["per_episode"]
+    assert {str(r["seed"]): r["success"] for r in summary["per_episode"]} == {
+        seed: recorded[seed] for seed in (str(EVAL_SEED), str(EVAL_SEED + 1))
+    }

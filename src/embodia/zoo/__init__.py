@@ -4,5 +4,5 @@
   ``embodia eval --checkpoint zoo:memory-agent-ebt``); :mod:`embodia.zoo.store` finds and verifies the file.
 - :mod:`embodia.zoo.recipes`: the exact commands that made every entry; ``embodia zoo train NAME`` reruns them
   (:mod:`embodia.zoo.train`).
-- ``embodia zoo list``: every entry with the figures recorded for it (``records.json``).
+- ``embodia zoo list``: every entry with the figures recorded for it (``records/NAME.json``).
 """

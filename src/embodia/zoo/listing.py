@@ -14,6 +14,10 @@ def format_figures(recipe: Recipe, record: dict[str, Any] | None) -> str:
     """One line of recorded figures: the headline metric with its 95 % CI, ms per chunk, evaluations per chunk."""
     if record is None:
         return "not shipped (train it with `embodia zoo train " + recipe.name + "`)"
+    if "figures" not in record:
+        return (
+            "shipped without recorded figures (its build was interrupted: rerun bench/zoo_build.py " + recipe.name + ")"
+        )
     fig = record["figures"]
     head = fig[recipe.metric]
     low, high = head["ci95"]
@@ -41,6 +45,8 @@ def format_zoo(recipes: bool = False) -> str:
         lines.append(f"    {format_figures(recipe, record)}")
         if recipe.claim:
             lines.append(f"    note: {recipe.claim}")
+        eval_args = recipe.eval_args(f"zoo:{name}", f"runs/eval/{name}")
+        lines.append("    measured by: embodia " + " ".join(eval_args))
         if recipes:
             lines.extend("    $ " + line for line in recipe.shell().splitlines())
     return "\n".join(lines)

@@ -17,7 +17,11 @@ import numpy as np
 
 from embodia.zoo.recipes import recipe
 
-__all__ = ["data_digest", "train_entry"]
+__all__ = ["RecipeError", "data_digest", "train_entry"]
+
+
+class RecipeError(RuntimeError):
+    """A recipe's command failed (it has printed its own one-line error)."""
 
 
 def data_digest(directory: str | os.PathLike) -> str:
@@ -69,8 +73,8 @@ def train_entry(
             entry's with the same collect command; ``bench/zoo_build.py`` uses it). The digest still checks them.
 
     Raises:
-        ValueError: Unknown name, bad ``steps``, or ``out/run`` exists without ``overwrite``.
-        RuntimeError: A recipe command failed (its exit status and command line are named).
+        ValueError: Unknown name, bad ``steps``, or ``out/run`` or ``out/demos`` holds files without ``overwrite``.
+        RecipeError: A recipe command failed (its exit status and command line are named).
     """
     from embodia.cli import main as embodia_main
     from embodia.zoo.store import records
@@ -80,8 +84,9 @@ def train_entry(
         raise ValueError(f"--steps must be an integer >= 1, got {steps!r}")
     out = Path(out)
     demos, run = out / "demos", out / "run"
-    if run.exists() and any(run.iterdir()) and not overwrite:
-        raise ValueError(f"{run} already holds a run: pass --overwrite to retrain {name} into it")
+    for existing in (run, demos):
+        if existing.exists() and any(existing.iterdir()) and not overwrite:
+            raise ValueError(f"{existing} already holds files: pass --overwrite to retrain {name} into {out}")
     commands = entry.commands(str(demos), str(run))
     if steps is not None:
         train = commands[1]
@@ -96,8 +101,10 @@ def train_entry(
     for args in commands:
         print("embodia " + " ".join(args), flush=True)
         status = embodia_main(args)
+        if status == 130:
+            raise KeyboardInterrupt
         if status != 0:
-            raise RuntimeError(f"zoo recipe {name}: `embodia {' '.join(args)}` exited with status {status}")
+            raise RecipeError(f"zoo recipe {name}: `embodia {' '.join(args)}` exited with status {status}")
     digest = data_digest(demos)
     recorded = records().get(name, {}).get("data_digest")
     return {"policy": str(run / "policy.pt"), "data_digest": digest, "recorded_digest": recorded, "commands": commands}
