@@ -93,3 +93,61 @@ def test_cli_collect_with_workers(ray_session, tmp_path):
                  "--workers", "2", "--no-progress"]) == 0  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     assert summary["episodes"] == 4 and summary["metrics"]["success"]["mean"] == 1.0
+
+
+HOST = """
+import sys
+import ray
+from embodia.runtime.collect import collect
+from embodia.runtime.ray_pool import init_ray
+
+init_ray(2)  # what `--workers 2` starts
+summary = collect("embodia/DetourReach-Sided-v0", 2, sys.argv[1], seed=0, workers=2, progress=False)
+print("OWN", summary["episodes"], ray.get_runtime_context().gcs_address, flush=True)
+sys.stdin.readline()  # keep the instance up until the test is done
+"""
+
+STRANGER = """
+import sys
+import ray
+try:
+    ray.init(address=sys.argv[1], log_to_driver=False)
+    print("JOINED", ray.get(ray.remote(lambda: 1).remote(), timeout=30), flush=True)
+except Exception as exc:
+    print("REFUSED", type(exc).__name__, flush=True)
+"""
+
+
+def test_the_local_instance_refuses_a_client_without_its_token(tmp_path):
+    """`--workers N` keeps Ray's token authentication: its own workers run, a process without the token is refused."""
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_ADDRESS")}
+    (tmp_path / "host_home").mkdir()
+    (tmp_path / "stranger_home").mkdir()
+    host = subprocess.Popen(
+        [sys.executable, "-c", HOST, str(tmp_path / "episodes")],
+        env={**clean, "HOME": str(tmp_path / "host_home")}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        line = host.stdout.readline().split()
+        assert line[:2] == ["OWN", "2"], line  # the command's own actors ran its episodes
+        assert (tmp_path / "host_home" / ".ray" / "auth_token").is_file()
+        strangers = [  # a client with no token, and one with auth switched off; side by side (each waits ~20 s)
+            subprocess.Popen(
+                [sys.executable, "-c", STRANGER, line[2]],
+                env={**clean, **auth, "HOME": str(tmp_path / "stranger_home")},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            for auth in ({}, {"RAY_AUTH_MODE": "disabled"})
+        ]
+        for stranger in strangers:
+            out, _ = stranger.communicate(timeout=180)
+            assert out.strip().splitlines()[-1].startswith("REFUSED"), out
+    finally:
+        host.communicate("\n", timeout=60)

@@ -72,7 +72,8 @@ def init_ray(workers: int, address: str | None = None) -> None:
         check_ray_address(address)
         ray.init(address=address, log_to_driver=False)
     else:
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local instance: no token needed
+        # Ray's token authentication stays on (Ray writes a token to ~/.ray/auth_token): the instance's servers
+        # listen on every interface, so without it any host that reaches this one could join and run code.
         # "local": always a new instance, never a stale one named in /tmp/ray/ray_current_cluster
         ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False)
 
