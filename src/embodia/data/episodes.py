@@ -101,7 +101,7 @@ class Episode:
         mj_state: ``(T+1, S)`` float64 MuJoCo states (``mj_getState(..., mjSTATE_INTEGRATION)``) for exact
             replay, or None.
         infos: Per-step numeric infos ``{key: (T, ...)}``.
-        env_id: Gymnasium id of the environment, e.g. ``"embodia/PointNav-v0"``.
+        env_id: Gymnasium id of the environment, e.g. ``"embodia/UrbanNav-v0"``.
         seed: The ``reset(seed=...)`` seed, or None.
         instruction: The episode's language instruction ("" if none).
         scene_xml: The compiled scene MJCF (``spec.to_xml()``), or None.

@@ -1,1 +1,1 @@
-"""Rollouts: run controllers in environments and record episodes (a Ray pool with the same API comes later)."""
+"""Rollouts: run controllers in environments and record episodes, in process or on a Ray actor pool."""
