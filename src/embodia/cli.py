@@ -1,4 +1,4 @@
-"""The ``embodia`` command line: ``embodia {demo,collect,train,eval,replay,list,zoo} ...`` (``--help`` for options)."""
+"""The ``embodia`` command line: ``embodia {demo,collect,train,eval,replay,list,zoo,export} ...`` (``--help``)."""
 
 from __future__ import annotations
 
@@ -186,6 +186,20 @@ class ZooCommand:
 
 
 @dataclass
+class ExportCommand:
+    """Export a directory of episode files as a Minari dataset (`minari.load_dataset(NAME)` reads it)."""
+
+    episodes: Annotated[Path, tyro.conf.Positional]
+    """Directory of episode files (from `embodia collect` or `embodia eval`)."""
+    name: Annotated[str, tyro.conf.Positional]
+    """Minari dataset id, e.g. embodia/pushblock/expert-v0."""
+    format: Literal["minari"] = "minari"
+    """Export format."""
+    root: Path | None = None
+    """Datasets root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)."""
+
+
+@dataclass
 class ListCommand:
     """Print the registered environments."""
 
@@ -201,6 +215,7 @@ Command = (
     | Annotated[ReplayCommand, tyro.conf.subcommand("replay")]
     | Annotated[ListCommand, tyro.conf.subcommand("list")]
     | Annotated[ZooCommand, tyro.conf.subcommand("zoo")]
+    | Annotated[ExportCommand, tyro.conf.subcommand("export")]
 )
 
 
@@ -441,6 +456,15 @@ def run_list(cmd: ListCommand) -> int:
     return 0
 
 
+def run_export(cmd: ExportCommand) -> int:
+    """Runs ``embodia export``."""
+    from embodia.data.minari_export import export_minari
+
+    path = export_minari(cmd.episodes, cmd.name, root=cmd.root)
+    print(f"wrote Minari dataset {cmd.name} to {path}")
+    return 0
+
+
 def run_zoo(cmd: ZooCommand) -> int:
     """Runs ``embodia zoo``."""
     if cmd.action == "list":
@@ -505,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
         ReplayCommand: run_replay,
         ListCommand: run_list,
         ZooCommand: run_zoo,
+        ExportCommand: run_export,
     }
     try:
         import embodia  # noqa: F401

@@ -1,4 +1,4 @@
-"""Episode files: one episode per HDF5 file, in a Minari-compatible layout.
+"""Episode files: one episode per HDF5 file (per-episode groups like Minari's; `embodia export` writes Minari).
 
 Layout of one file (root group)::
 
