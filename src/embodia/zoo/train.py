@@ -1,15 +1,18 @@
 """``embodia zoo train NAME``: retrain a zoo entry from scratch by running its recipe's commands.
 
-The recipe's ``embodia collect`` and ``embodia train`` commands (:mod:`embodia.zoo.recipes`) run in this process,
-exactly as a user would type them, into ``<out>/demos`` and ``<out>/run``. The demonstrations' digest is compared
-with the shipped entry's (the expert and the simulation are deterministic per seed, so they match on this
-machine's library versions).
+The recipe's ``embodia collect`` and ``embodia train`` commands (:mod:`embodia.zoo.recipes`) run as child
+processes, exactly as a user would type them, into ``<out>/demos`` and ``<out>/run``. The demonstrations' digest
+is compared with the shipped entry's (the expert and the simulation are deterministic per seed, so they match on
+this machine's library versions).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +79,6 @@ def train_entry(
         ValueError: Unknown name, bad ``steps``, or ``out/run`` or ``out/demos`` holds files without ``overwrite``.
         RecipeError: A recipe command failed (its exit status and command line are named).
     """
-    from embodia.cli import main as embodia_main
     from embodia.zoo.store import records
 
     entry = recipe(name)
@@ -100,8 +102,9 @@ def train_entry(
         commands = commands[1:]
     for args in commands:
         print("embodia " + " ".join(args), flush=True)
-        status = embodia_main(args)
-        if status == 130:
+        # A child process, as a user would run it (and no import of the command line from this package).
+        status = subprocess.run([sys.executable, "-m", "embodia.cli", *args], check=False).returncode
+        if status in (130, -signal.SIGINT):
             raise KeyboardInterrupt
         if status != 0:
             raise RecipeError(f"zoo recipe {name}: `embodia {' '.join(args)}` exited with status {status}")

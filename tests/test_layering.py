@@ -1,0 +1,38 @@
+"""The house's layering, enforced by import-linter's contracts in pyproject.toml ([tool.importlinter])."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LINT_IMPORTS = str(Path(sys.executable).parent / "lint-imports")
+
+
+def lint(src: Path) -> subprocess.CompletedProcess:
+    """``lint-imports`` with the project's contracts on the package under ``src``."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    return subprocess.run(
+        [LINT_IMPORTS, "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_every_layering_contract_is_kept():
+    proc = lint(ROOT / "src")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "3 kept, 0 broken" in proc.stdout
+
+
+def test_an_upward_import_breaks_the_contract(tmp_path):
+    """A copy of the package whose env module imports an agent module: the check fails and names the import."""
+    shutil.copytree(
+        ROOT / "src" / "embodia", tmp_path / "embodia", ignore=shutil.ignore_patterns("*.pt", "__pycache__")
+    )
+    actions = tmp_path / "embodia" / "envs" / "actions.py"
+    actions.write_text(actions.read_text() + "\nimport embodia.agents.planner  # deliberately upward\n")
+    proc = lint(tmp_path)
+    assert proc.returncode != 0
+    assert "envs and memory import nothing above them BROKEN" in proc.stdout
+    assert "embodia.envs.actions -> embodia.agents.planner" in proc.stdout
