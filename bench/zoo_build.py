@@ -30,8 +30,8 @@ import numpy as np
 from embodia.atomic import atomic_write
 from embodia.cli import main as embodia_main
 from embodia.zoo.recipes import EVAL_SEED, RECIPES, recipe
-from embodia.zoo.store import file_sha256, record_path, zoo_dir
 from embodia.zoo.train import data_digest, train_entry
+from embodia.zoo_store import file_sha256, record_path, zoo_dir
 
 PER_EPISODE_FIGURES = {"act_ms": "act_ms_mean", "plan_ms": "plan_ms_mean", "nfe": "nfe_mean"}
 NAV_METRICS = ("spd", "ndtw", "collisions")

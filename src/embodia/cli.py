@@ -287,7 +287,7 @@ def run_eval(cmd: EvalCommand) -> int:
     else:
         if cmd.memory is not None or cmd.act_from_phase is not None:
             raise ValueError("--memory and --act-from-phase go with --agent (a checkpoint holds its own)")
-        from embodia.zoo.store import resolve_checkpoint
+        from embodia.zoo_store import resolve_checkpoint
 
         policy = Policy.load(cmd.checkpoint)  # fail fast on a missing, corrupt or foreign checkpoint
         file = resolve_checkpoint(cmd.checkpoint)  # zoo:NAME -> the verified file inside the package
@@ -317,7 +317,7 @@ def _eval_env_and_episodes(cmd: EvalCommand) -> tuple[str, int]:
     """``--env`` and ``--episodes``, defaulting to a zoo entry's recorded evaluation (a note when they differ)."""
     record = None
     if cmd.checkpoint is not None:
-        from embodia.zoo.store import is_zoo_path, records
+        from embodia.zoo_store import is_zoo_path, records
 
         if is_zoo_path(cmd.checkpoint):
             record = records()[str(cmd.checkpoint).split(":", 1)[1]]  # Policy.load has checked the name

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from embodia.runtime.rollout import write_json_atomic
+from embodia.atomic import write_json_atomic
 
 __all__ = ["DemoRow", "DemoSettings", "demo_rows", "run_demo"]
 
@@ -116,7 +116,7 @@ def _variant(row: DemoRow) -> Any:
     from embodia.runtime.experiment import Variant
     from embodia.runtime.policy_controller import policy_controller
     from embodia.zoo.recipes import recipe
-    from embodia.zoo.store import resolve_checkpoint
+    from embodia.zoo_store import resolve_checkpoint
 
     if row.source == "trained now":
         train = recipe(row.zoo).train
@@ -135,15 +135,15 @@ def run_demo(out: Path, *, quick: bool = False, workers: int = 2, progress: bool
 
     Raises:
         ValueError: ``workers`` < 1 (the demo runs on Ray).
-        embodia.zoo.store.ZooError: A shipped checkpoint is missing or does not match its recorded digest.
+        embodia.zoo_store.ZooError: A shipped checkpoint is missing or does not match its recorded digest.
     """
     from embodia.demo_report import build_report, format_report, write_demo_html
+    from embodia.ray_setup import init_ray
     from embodia.replay.video import render_episode, write_video
     from embodia.runtime.collect import collect
     from embodia.runtime.experiment import evaluate_variants, log_eval, train_variants
-    from embodia.runtime.ray_pool import init_ray
     from embodia.training.config import TrainConfig
-    from embodia.zoo.store import records
+    from embodia.zoo_store import records
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"--workers must be an integer >= 1 (the demo runs on Ray), got {workers!r}")

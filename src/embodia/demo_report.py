@@ -75,7 +75,7 @@ def build_report(
         rows: The demo's :class:`~embodia.demo.DemoRow` s.
         trained: Summaries of the rows trained now, by name.
         evals: Evaluation summaries, by row name.
-        shipped: The zoo's records (:func:`embodia.zoo.store.records`).
+        shipped: The zoo's records (:func:`embodia.zoo_store.records`).
         settings: The :class:`~embodia.demo.DemoSettings`.
         config: The trained-now rows' :class:`~embodia.training.config.TrainConfig`.
         out: The demo directory (for the commands).

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from embodia.data.episodes import episode_files, read_episode
+from embodia.ray_setup import check_ray_address
 from embodia.runtime.collect import collect
-from embodia.runtime.ray_pool import RayRolloutPool, check_ray_address
+from embodia.runtime.ray_pool import RayRolloutPool
 from embodia.runtime.rollout import EpisodeSpec
 
 
@@ -99,7 +100,7 @@ HOST = """
 import sys
 import ray
 from embodia.runtime.collect import collect
-from embodia.runtime.ray_pool import init_ray
+from embodia.ray_setup import init_ray
 
 init_ray(2)  # what `--workers 2` starts
 summary = collect("embodia/DetourReach-Sided-v0", 2, sys.argv[1], seed=0, workers=2, progress=False)

@@ -12,7 +12,7 @@ from embodia.policies.base import Policy
 from embodia.runtime.collect import collect
 from embodia.runtime.policy_controller import policy_controller
 from embodia.zoo.recipes import EVAL_SEED, RECIPES, recipe
-from embodia.zoo.store import ZooError, records, resolve_checkpoint, zoo_dir
+from embodia.zoo_store import ZooError, records, resolve_checkpoint, zoo_dir
 
 
 def test_every_recipe_is_shipped_with_a_record():

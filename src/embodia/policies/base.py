@@ -319,9 +319,9 @@ class Policy(nn.Module):
         Raises:
             CheckpointError: Missing or unreadable file, not a policy checkpoint, another policy than ``cls``,
                 a config the policy rejects, or weights that do not fit the model.
-            embodia.zoo.store.ZooError: An unknown zoo name or a zoo file that does not match its record.
+            embodia.zoo_store.ZooError: An unknown zoo name or a zoo file that does not match its record.
         """
-        from embodia.zoo.store import resolve_checkpoint  # standard library only: no upward dependency
+        from embodia.zoo_store import resolve_checkpoint  # standard library only: no upward dependency
 
         path = resolve_checkpoint(path)
         if not path.exists():

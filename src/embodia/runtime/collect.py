@@ -13,8 +13,9 @@ from typing import Any
 import gymnasium as gym
 from tqdm import tqdm
 
+from embodia.atomic import write_json_atomic
 from embodia.data.episodes import episode_files
-from embodia.runtime.rollout import EpisodeResult, EpisodeSpec, RolloutWorker, write_json_atomic
+from embodia.runtime.rollout import EpisodeResult, EpisodeSpec, RolloutWorker
 from embodia.stats import summarise_metrics
 from embodia.validation import check_number
 

@@ -28,11 +28,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from embodia.atomic import write_json_atomic
 from embodia.data.episodes import episode_files, read_episode
 from embodia.envs.experts import make_expert
 from embodia.runtime.collect import collect
 from embodia.runtime.policy_controller import policy_controller
-from embodia.runtime.rollout import write_json_atomic
 from embodia.training.config import TrainConfig
 from embodia.training.run import SUMMARY_NAME, run_files, train_run
 from embodia.validation import check_int

@@ -125,7 +125,7 @@ def train_variants(
         return {v.name: _train_one(v, data, run, config, progress) for v, data, run in jobs}
     import ray
 
-    from embodia.runtime.ray_pool import init_ray
+    from embodia.ray_setup import init_ray
 
     init_ray(workers)
     remote = ray.remote(num_cpus=1, max_retries=0)(_train_one)

@@ -7,7 +7,6 @@ across workers without changing any episode.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +16,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from embodia.atomic import atomic_write
 from embodia.data.episodes import EpisodeRecorder, write_episode
 from embodia.envs.adapters import adapt
 from embodia.envs.experts import Expert, make_expert
@@ -191,11 +189,3 @@ class RolloutWorker:
     def close(self) -> None:
         """Closes the environment."""
         self.env.close()
-
-
-def write_json_atomic(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """Writes ``payload`` as indented JSON via a temp file and ``os.replace``."""
-    path = Path(path)
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
-    return path

@@ -121,7 +121,7 @@ def train_distributed(
         TrainingDivergedError: A step went non-finite (rank 0's error, with the step and the loss terms).
         DistributedTrainingError: Training failed in a worker (the worker's error is in the message).
     """
-    from embodia.runtime.ray_pool import init_ray
+    from embodia.ray_setup import init_ray
 
     run_dir = Path(run_dir).resolve()
     policy_kwargs = dict(policy_kwargs or {})

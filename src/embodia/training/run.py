@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from embodia.atomic import write_json_atomic
 from embodia.data.episodes import episode_files, load_episodes
 from embodia.data.windows import EpisodeWindows
 from embodia.policies.base import CheckpointError, Policy
 from embodia.policies.factory import get_policy_class, make_policy
-from embodia.runtime.rollout import write_json_atomic
 from embodia.training.config import TrainConfig
 from embodia.training.state import load_train_state
 from embodia.training.trainer import CHECKPOINT_NAME, POLICY_NAME, TENSORBOARD_DIR, Trainer, TrainResult

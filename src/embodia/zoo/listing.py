@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from embodia.zoo.recipes import RECIPES, Recipe
-from embodia.zoo.store import records
+from embodia.zoo_store import records
 
 __all__ = ["format_figures", "format_zoo"]
 

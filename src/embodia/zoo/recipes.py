@@ -3,7 +3,7 @@
 A recipe's commands are ``embodia`` argument lists with two placeholders, ``{demos}`` (the demonstrations'
 directory) and ``{run}`` (the training run's directory); :func:`embodia.zoo.train.train_entry` fills them in and
 runs them. The figures each shipped checkpoint scored, and the digests of its file and its demonstrations, are in
-``records/NAME.json`` (:mod:`embodia.zoo.store`), written by ``bench/zoo_build.py``.
+``records/NAME.json`` (:mod:`embodia.zoo_store`), written by ``bench/zoo_build.py``.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ def train_entry(
         ValueError: Unknown name, bad ``steps``, or ``out/run`` or ``out/demos`` holds files without ``overwrite``.
         RecipeError: A recipe command failed (its exit status and command line are named).
     """
-    from embodia.zoo.store import records
+    from embodia.zoo_store import records
 
     entry = recipe(name)
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):

@@ -6,8 +6,9 @@ summary and the figures ``embodia eval`` measured on the recorded held-out seeds
 them (one file per entry, so entries can be built in parallel); the recipes that produce each entry are
 :mod:`embodia.zoo.recipes`.
 
-This module only reads files (standard library only): :meth:`embodia.policies.base.Policy.load` and the command
-line call :func:`resolve_checkpoint` for any path that starts with ``zoo:``.
+This module only reads files (standard library only) and sits at the bottom of the house, beside ``atomic`` and
+``ray_setup``: :meth:`embodia.policies.base.Policy.load` and the command line call :func:`resolve_checkpoint` for
+any path that starts with ``zoo:``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ __all__ = [
 ]  # fmt: skip
 
 ZOO_PREFIX = "zoo:"
-ZOO_DIR = Path(__file__).parent
+ZOO_DIR = Path(__file__).parent / "zoo"
+"""The zoo package's directory: ``checkpoints/`` and ``records/``."""
 RECORDS_DIR = "records"
 
 
