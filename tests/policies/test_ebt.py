@@ -179,7 +179,7 @@ def test_energy_threshold_spends_steps_where_the_energy_is_high():
     a0 = torch.randn(32, 8, 2)
     one = policy.descend(norm, a0, steps=1)
     checked = policy.energy(norm, one["action"])  # (32,) what the rule reads: the chunk after one step
-    policy.config.energy_threshold = float(checked.median())
+    policy.config.energy_threshold = float(checked.detach().median())
     out = policy.descend(norm, a0, steps=2)
     low = checked < policy.config.energy_threshold
     assert bool((out["nfe"][low] == 1).all()) and bool((out["nfe"][~low] == 2).all())
