@@ -191,3 +191,9 @@ def assert_page_files_exist(page: Path) -> None:
     assert refs, "the page references no media"
     for ref in refs:
         assert (page.parent / ref).is_file(), ref
+
+
+def test_max_failures_goes_with_workers(tmp_path):
+    proc = embodia("train", "--data", str(tmp_path), "--policy", "mlp", "--max-failures", "1")
+    assert proc.returncode == 2
+    assert "--max-failures goes with --workers N >= 1" in proc.stderr and "Traceback" not in proc.stderr

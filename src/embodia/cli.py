@@ -127,6 +127,9 @@ class TrainCommand:
     """Data-parallel Ray Train workers (gradients averaged every step); 0 trains in this process."""
     ray_address: str | None = None
     """HOST:PORT of a running Ray cluster for the workers (default: a local Ray instance)."""
+    max_failures: int = 0
+    """With --workers: restart the worker group up to this many times after a worker dies, resuming from the last
+    checkpoint (0: a lost worker fails the run)."""
     dagger_rounds: int = 0
     """DAgger rounds after training on --data: roll the policy out, label its states with the env's expert,
     aggregate, retrain (0: none). Rollouts run on --dagger-workers Ray actors."""
@@ -352,6 +355,8 @@ def run_train(cmd: TrainCommand) -> int:
         "overwrite": cmd.overwrite,
         "progress": cmd.progress,
     }
+    if cmd.max_failures and not cmd.workers:
+        raise ValueError("--max-failures goes with --workers N >= 1 (Ray Train restarts lost workers)")
     if cmd.init_from is not None and (cmd.workers or cmd.dagger_rounds):
         raise ValueError("--init-from trains in this process: drop --workers/--dagger-rounds")
     if not cmd.dagger_rounds and (cmd.dagger_workers or cmd.dagger_round_steps is not None):
@@ -374,8 +379,9 @@ def run_train(cmd: TrainCommand) -> int:
         from embodia.training.distributed import train_distributed
 
         summary = train_distributed(
-            cmd.data, cmd.policy, run_dir, cmd.hp, workers=cmd.workers, ray_address=cmd.ray_address, **kwargs
-        )
+            cmd.data, cmd.policy, run_dir, cmd.hp, workers=cmd.workers, ray_address=cmd.ray_address,
+            max_failures=cmd.max_failures, **kwargs,
+        )  # fmt: skip
     else:
         train_run(cmd.data, cmd.policy, run_dir, cmd.hp, init_from=cmd.init_from, **kwargs)
         summary = json.loads((run_dir / SUMMARY_NAME).read_text())  # what train_run wrote

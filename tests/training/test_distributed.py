@@ -55,3 +55,43 @@ def test_distributed_errors_are_checked_before_workers_start(ray_session, demos,
         train_distributed(
             demos, "mlp", tmp_path / "nan", TrainConfig(steps=50, lr=1e30, warmup_steps=0), workers=2, progress=False
         )
+
+
+@pytest.mark.slow
+def test_a_killed_worker_restarts_and_the_run_finishes(demos, tmp_path):
+    """`embodia train --workers 2 --max-failures 1`: a Ray Train worker SIGKILLed mid-run; the group restarts from
+    the chief's last checkpoint and the run ends at its full step count with its final checkpoint."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    run = tmp_path / "ft"
+    args = [sys.executable, "-m", "embodia.cli", "train", "--data", str(demos), "--policy", "mlp", "--run", str(run),
+            "--steps", "3000", "--batch-size", "16", "--lr", "1e-3", "--workers", "2", "--max-failures", "1",
+            "--checkpoint-every", "200", "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 180
+        while not (run / "checkpoints" / "last.pt").exists():  # training has begun and checkpointed
+            assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint before the deadline"
+            time.sleep(0.2)
+        workers = [
+            p for p in psutil.Process(proc.pid).children(recursive=True) if "RayTrainWorker" in " ".join(p.cmdline())
+        ]
+        assert len(workers) == 2
+        os.kill(workers[-1].pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-3000:]
+    assert "worker group restart 1/1: a worker was lost; resumed from step" in out
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 3000 and len(summary["restarts"]) == 1
+    assert 0 < summary["restarts"][0]["resumed_at_step"] < 3000
+    assert Policy.load(run / "policy.pt").name == "mlp"
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["progress"]["step"] == 3000

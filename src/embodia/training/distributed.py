@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from embodia.atomic import write_json_atomic
 from embodia.training.config import TrainConfig
 from embodia.training.run import SUMMARY_NAME, RunOptions, execute_run, prepare_run
 from embodia.training.trainer import CHECKPOINT_NAME, TrainingDivergedError
@@ -74,6 +75,11 @@ class TorchDistSync:
         return int(t[0].item()), float(t[1].item())
 
 
+STARTED_FILE = ".started"
+"""Touched by the chief when a worker group starts; removed by the driver before ``fit()`` (so its presence at a
+start means a restart)."""
+RESTARTS_FILE = "restarts.jsonl"
+"""One line per worker-group restart: the step it resumed from."""
 STOP_FILE = ".stop"
 """Created in the run directory by the driver on SIGINT/SIGTERM; the chief stops (with a checkpoint) when it sees it."""
 
@@ -93,7 +99,15 @@ def _worker_loop(cfg: dict[str, Any]) -> None:
     resume = (run_dir / CHECKPOINT_NAME).exists()
     options = RunOptions(policy_kwargs=cfg["policy_kwargs"], obs_keys=cfg["obs_keys"], resume=resume)
     setup = prepare_run(cfg["data"], cfg["policy"], run_dir, config, options, claim=False)
-    execute_run(setup, config, progress=cfg["progress"], sync=TorchDistSync(), stop_file=run_dir / STOP_FILE)
+    sync = TorchDistSync()
+    if sync.is_chief:
+        started = run_dir / STARTED_FILE
+        if started.exists():  # an earlier worker group of this fit() ran: Ray Train restarted it after a loss
+            step = int(setup.state["progress"]["step"]) if setup.state is not None else 0
+            with open(run_dir / RESTARTS_FILE, "a") as fh:
+                fh.write(json.dumps({"resumed_at_step": step}) + "\n")
+        started.touch()
+    execute_run(setup, config, progress=cfg["progress"], sync=sync, stop_file=run_dir / STOP_FILE)
 
 
 def train_distributed(
@@ -109,11 +123,15 @@ def train_distributed(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    max_failures: int = 0,
 ) -> dict[str, Any]:
     """Train on ``workers`` Ray Train workers (see the module docstring); returns the run's ``summary.json``.
 
-    The arguments are :func:`~embodia.training.run.train_run`'s plus ``workers`` and ``ray_address`` (a running
-    cluster's ``HOST:PORT``; None starts a local Ray instance bounded to ``workers`` CPUs).
+    The arguments are :func:`~embodia.training.run.train_run`'s plus ``workers``, ``ray_address`` (a running
+    cluster's ``HOST:PORT``; None starts a local Ray instance bounded to ``workers`` CPUs) and ``max_failures``:
+    how many times Ray Train may restart the worker group after a worker dies (killed, OOM, node lost). A restarted
+    group resumes from the chief's last checkpoint in the run directory (``--checkpoint-every`` / ``--checkpoint-
+    minutes`` bound the steps redone), exactly as ``--resume`` would; 0 fails the run on the first loss.
 
     Raises:
         ValueError, CheckpointError: As :func:`~embodia.training.run.train_run` (checked here, before any worker
@@ -123,6 +141,8 @@ def train_distributed(
     """
     from embodia.ray_setup import init_ray
 
+    if isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 0:
+        raise ValueError(f"--max-failures must be an integer >= 0, got {max_failures!r}")
     run_dir = Path(run_dir).resolve()
     policy_kwargs = dict(policy_kwargs or {})
     options = RunOptions(policy_kwargs=policy_kwargs, obs_keys=obs_keys, resume=resume, overwrite=overwrite)
@@ -151,14 +171,28 @@ def train_distributed(
         run_config=RunConfig(
             name="ray_train",
             storage_path=str(run_dir / "ray"),
-            # No silent retries: a failed or preempted worker group fails the run (resume it with --resume).
-            failure_config=FailureConfig(max_failures=0, controller_failure_limit=0, max_preemption_failures=0),
+            # A lost worker group restarts up to max_failures times and resumes from the chief's last checkpoint;
+            # beyond that (and by default) the run fails (resume it with --resume).
+            failure_config=FailureConfig(
+                max_failures=max_failures, controller_failure_limit=0, max_preemption_failures=max_failures
+            ),
         ),
     )
     stop_file = run_dir / STOP_FILE
     stop_file.unlink(missing_ok=True)
+    (run_dir / STARTED_FILE).unlink(missing_ok=True)
+    (run_dir / RESTARTS_FILE).unlink(missing_ok=True)
     _fit_stoppable(trainer, stop_file)
-    return json.loads((run_dir / SUMMARY_NAME).read_text())
+    summary = json.loads((run_dir / SUMMARY_NAME).read_text())
+    restarts_file = run_dir / RESTARTS_FILE
+    restarts = [json.loads(line) for line in restarts_file.read_text().splitlines()] if restarts_file.exists() else []
+    for i, restart in enumerate(restarts, 1):
+        step = restart["resumed_at_step"]
+        print(f"worker group restart {i}/{max_failures}: a worker was lost; resumed from step {step}")
+    if restarts:  # summary.json says so too
+        summary["restarts"] = restarts
+        write_json_atomic(run_dir / SUMMARY_NAME, summary)
+    return summary
 
 
 def _fit_stoppable(trainer: Any, stop_file: Path) -> None:
