@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-from embodia.memory.checks import is_int, is_real
+from embodia.validation import is_int, is_real
 
 __all__ = ["NAMESPACES", "LTMConfig", "LTMHits", "LongTermMemory"]
 

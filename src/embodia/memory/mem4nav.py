@@ -33,12 +33,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from embodia.memory.checks import check_vector
 from embodia.memory.ltm import LongTermMemory, LTMConfig
 from embodia.memory.octree import MORTON_BITS, OctreeConfig, SparseOctree, morton_encode
 from embodia.memory.stm import ShortTermMemory, STMConfig
 from embodia.memory.tokens import MemoryTokens, TokenConfig
 from embodia.memory.topology import SemanticTopologyGraph, TopologyConfig
+from embodia.validation import check_vector
 
 SOURCE_NONE, SOURCE_STM, SOURCE_LTM_LEAF, SOURCE_LTM_NODE = 0, 1, 2, 3
 _MAX_COORDINATE = 1e9  # inputs are cast to float32 for R and the LTM

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from embodia.memory.checks import is_int
+from embodia.validation import is_int
 
 __all__ = ["MORTON_BITS", "OctreeConfig", "SparseOctree", "morton_decode", "morton_encode", "parent_key"]
 

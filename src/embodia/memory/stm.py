@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embodia.memory.checks import check_int, check_step, check_vector, is_int, is_real
+from embodia.validation import as_int64, check_step, check_vector, is_int, is_real
 
 __all__ = ["STMConfig", "STMHits", "ShortTermMemory"]
 
@@ -153,8 +153,8 @@ class ShortTermMemory:
             ValueError: On a non-integer key/class id/step, a negative step, a position, anchor or embedding of the
                 wrong shape or with NaN/inf values, or an embedding that is all zero or overflows float32.
         """
-        key = check_int(key, "key")
-        class_id = check_int(class_id, "class_id")
+        key = as_int64(key, "key")
+        class_id = as_int64(class_id, "class_id")
         step = check_step(step)
         pos = check_vector(position, 3, "position")
         anc = check_vector(anchor, 3, "anchor")
@@ -315,7 +315,7 @@ class ShortTermMemory:
         Returns:
             The slot, or None.
         """
-        return self._slot_of.get(check_int(key, "key"))
+        return self._slot_of.get(as_int64(key, "key"))
 
     def snapshot(self) -> dict[str, np.ndarray]:
         """Copy of the stored entries, in slot order (`n = len(self)`).

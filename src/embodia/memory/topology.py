@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from embodia.memory.checks import check_vector, is_int, is_real
+from embodia.validation import check_vector, is_int, is_real
 
 __all__ = ["SemanticTopologyGraph", "TopologyConfig"]
 
