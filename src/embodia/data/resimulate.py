@@ -30,7 +30,7 @@ def resimulate(episode: Episode) -> np.ndarray:
     if episode.mj_state is None:
         raise ValueError("episode has no mj_state (recorded from a non-MuJoCo env?); it cannot be re-simulated")
     import embodia  # noqa: F401  (registers the environments)
-    from embodia.envs.adapters import adapt
+    from embodia.envs.foreign.adapter import adapt
     from embodia.envs.mujoco_base import MjSpecEnv
 
     env = gym.make(episode.env_id, **episode.env_kwargs)

@@ -33,7 +33,7 @@ EXPERTS: dict[str, str] = {
     "embodia/PushT-v0": "embodia.envs.manip.expert:PushExpert",
     "embodia/DetourReach-v0": "embodia.envs.detour.expert:DetourExpert",
     "embodia/DetourReach-Sided-v0": "embodia.envs.detour.expert:DetourExpert",
-    "Pusher-v5": "embodia.envs.pusher_expert:PusherExpert",
+    "Pusher-v5": "embodia.envs.foreign.pusher_expert:PusherExpert",
 }
 """Environment id -> ``"module:Class"`` of its expert (imported on first use)."""
 

@@ -17,8 +17,8 @@ import gymnasium as gym
 import numpy as np
 
 from embodia.data.episodes import EpisodeRecorder, write_episode
-from embodia.envs.adapters import adapt
 from embodia.envs.experts import Expert, make_expert
+from embodia.envs.foreign.adapter import adapt
 from embodia.envs.mujoco_base import MjSpecEnv
 from embodia.validation import check_number
 
@@ -52,7 +52,7 @@ def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> gym.En
     """``gymnasium.make(env_id, **env_kwargs)``; a foreign env gets embodia's contract through ``adapt``.
 
     embodia's own envs come as made; any other env (e.g. ``Pusher-v5``) is wrapped by
-    :func:`~embodia.envs.adapters.adapt` (action checks, ``mj_state``, episode metrics with ``success``), so
+    :func:`~embodia.envs.foreign.adapter.adapt` (action checks, ``mj_state``, episode metrics with ``success``), so
     collection and evaluation see the same env. An unknown keyword argument is reported as a ``ValueError``.
     """
     kwargs = dict(env_kwargs or {})

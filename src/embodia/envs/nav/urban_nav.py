@@ -32,9 +32,9 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import EzPickle
 
-from embodia.envs import metrics as nav_metrics
 from embodia.envs.configs import as_config
 from embodia.envs.mujoco_base import MjSpecEnv, SimulationUnstableError, check_max_steps
+from embodia.envs.nav import metrics as nav_metrics
 from embodia.envs.nav.city import NUM_LANDMARK_CLASSES, CityConfig, CityLayout, Landmark, generate_city
 from embodia.envs.nav.scene import (
     CHASE_CAMERA,

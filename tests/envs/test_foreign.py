@@ -7,7 +7,7 @@ from gymnasium import spaces
 
 from embodia.data.episodes import read_episode
 from embodia.data.resimulate import resimulate
-from embodia.envs.adapters import ForeignTask, adapt
+from embodia.envs.foreign.adapter import ForeignTask, adapt
 from embodia.runtime.rollout import EpisodeSpec, RolloutWorker
 
 

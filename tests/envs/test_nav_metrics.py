@@ -1,4 +1,4 @@
-"""Tests for embodia.envs.metrics (hand-computed cases plus property tests)."""
+"""Tests for embodia.envs.nav.metrics (hand-computed cases plus property tests)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from embodia.envs.metrics import (
+from embodia.envs.nav.metrics import (
     dtw_distance,
     edit_distance,
     ndtw,
