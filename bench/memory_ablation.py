@@ -44,8 +44,8 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import embodia  # noqa: F401  (registers the environments)
 from embodia.agents.ablation import MEMORY_MODES
 from embodia.agents.modular import modular_controller
+from embodia.experiments.variants import Variant, evaluate_variants, paired_difference, train_variants
 from embodia.runtime.collect import collect
-from embodia.runtime.experiment import Variant, evaluate_variants, paired_difference, train_variants
 from embodia.training.config import TrainConfig
 
 RESULTS = Path(__file__).parent / "results" / "memory_ablation.json"

@@ -248,7 +248,7 @@ def run_demo(cmd: DemoCommand) -> int:
     """Runs ``embodia demo``."""
     import torch
 
-    from embodia.demo import run_demo as demo
+    from embodia.experiments.demo import run_demo as demo
 
     torch.set_num_threads(1)
     report = demo(cmd.out, quick=cmd.quick, workers=cmd.workers, progress=cmd.progress)
@@ -261,9 +261,9 @@ def run_eval(cmd: EvalCommand) -> int:
     """Runs ``embodia eval``."""
     import functools
 
+    from embodia.experiments.variants import log_eval
     from embodia.policies.base import Policy
     from embodia.runtime.collect import collect, format_summary
-    from embodia.runtime.experiment import log_eval
     from embodia.runtime.policy_controller import policy_controller
 
     if (cmd.checkpoint is None) == (cmd.agent is None):

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from embodia.runtime.experiment import paired_difference, per_episode
+from embodia.experiments.variants import paired_difference, per_episode
 
 __all__ = ["build_report", "format_report", "write_demo_html"]
 
@@ -72,11 +72,11 @@ def build_report(
     """The report as plain data (what ``report.json`` holds and ``format_report`` prints).
 
     Args:
-        rows: The demo's :class:`~embodia.demo.DemoRow` s.
+        rows: The demo's :class:`~embodia.experiments.demo.DemoRow` s.
         trained: Summaries of the rows trained now, by name.
         evals: Evaluation summaries, by row name.
         shipped: The zoo's records (:func:`embodia.zoo_store.records`).
-        settings: The :class:`~embodia.demo.DemoSettings`.
+        settings: The :class:`~embodia.experiments.demo.DemoSettings`.
         config: The trained-now rows' :class:`~embodia.training.config.TrainConfig`.
         out: The demo directory (for the commands).
         timings: Seconds per phase.

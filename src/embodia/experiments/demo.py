@@ -108,12 +108,12 @@ def demo_rows() -> list[DemoRow]:
 
 
 def _variant(row: DemoRow) -> Any:
-    """The :class:`~embodia.runtime.experiment.Variant` that trains and/or evaluates ``row``."""
+    """The :class:`~embodia.experiments.variants.Variant` that trains and/or evaluates ``row``."""
     import json
 
     from embodia.agents.modular import modular_controller
     from embodia.envs.experts import make_expert
-    from embodia.runtime.experiment import Variant
+    from embodia.experiments.variants import Variant
     from embodia.runtime.policy_controller import policy_controller
     from embodia.zoo.recipes import recipe
     from embodia.zoo_store import resolve_checkpoint
@@ -137,11 +137,11 @@ def run_demo(out: Path, *, quick: bool = False, workers: int = 2, progress: bool
         ValueError: ``workers`` < 1 (the demo runs on Ray).
         embodia.zoo_store.ZooError: A shipped checkpoint is missing or does not match its recorded digest.
     """
-    from embodia.demo_report import build_report, format_report, write_demo_html
+    from embodia.experiments.report import build_report, format_report, write_demo_html
+    from embodia.experiments.variants import evaluate_variants, log_eval, train_variants
     from embodia.ray_setup import init_ray
     from embodia.replay.video import render_episode, write_video
     from embodia.runtime.collect import collect
-    from embodia.runtime.experiment import evaluate_variants, log_eval, train_variants
     from embodia.training.config import TrainConfig
     from embodia.zoo_store import records
 
