@@ -25,10 +25,9 @@ import time
 from datetime import date
 from pathlib import Path
 
-import numpy as np
-
 from embodia.atomic import atomic_write
 from embodia.cli import main as embodia_main
+from embodia.experiments.variants import mean_per_episode
 from embodia.zoo.recipes import EVAL_SEED, RECIPES, recipe
 from embodia.zoo.train import data_digest, train_entry
 from embodia.zoo_store import file_sha256, record_path, zoo_dir
@@ -52,8 +51,8 @@ def figures_of(summary: dict, metric: str) -> dict:
         if key in m:
             figures[key] = round(m[key]["mean"], 4)
     for name, key in PER_EPISODE_FIGURES.items():
-        values = [r[key] for r in summary["per_episode"] if key in r]
-        figures[name] = round(float(np.mean(values)), 4) if values else None
+        mean = mean_per_episode(summary, key)
+        figures[name] = None if mean is None else round(mean, 4)
     figures["per_episode"] = {str(r["seed"]): r[metric] for r in summary["per_episode"]}
     return figures
 

@@ -292,8 +292,8 @@ def run_eval(cmd: EvalCommand) -> int:
             raise ValueError("--memory and --act-from-phase go with --agent (a checkpoint holds its own)")
         from embodia.zoo_store import resolve_checkpoint
 
-        policy = Policy.load(cmd.checkpoint)  # fail fast on a missing, corrupt or foreign checkpoint
-        file = resolve_checkpoint(cmd.checkpoint)  # zoo:NAME -> the verified file inside the package
+        file = resolve_checkpoint(cmd.checkpoint)  # zoo:NAME -> the verified file inside the package (hashed once)
+        policy = Policy.load(file)  # fail fast on a missing, corrupt or foreign checkpoint
         controller_fn = functools.partial(policy_controller, str(file.resolve()))
         label = f"{policy.name} ({cmd.checkpoint})"
     env, episodes = _eval_env_and_episodes(cmd)
@@ -318,12 +318,10 @@ def run_eval(cmd: EvalCommand) -> int:
 
 def _eval_env_and_episodes(cmd: EvalCommand) -> tuple[str, int]:
     """``--env`` and ``--episodes``, defaulting to a zoo entry's recorded evaluation (a note when they differ)."""
-    record = None
-    if cmd.checkpoint is not None:
-        from embodia.zoo_store import is_zoo_path, records
+    from embodia.zoo_store import records, zoo_name
 
-        if is_zoo_path(cmd.checkpoint):
-            record = records()[str(cmd.checkpoint).split(":", 1)[1]]  # Policy.load has checked the name
+    name = zoo_name(cmd.checkpoint) if cmd.checkpoint is not None else None
+    record = records()[name] if name is not None else None  # resolve_checkpoint has checked the name
     env = cmd.env if cmd.env is not None else (record["env_id"] if record else "embodia/DetourReach-v0")
     episodes = cmd.episodes if cmd.episodes is not None else (record["eval"]["episodes"] if record else 50)
     if record is not None:
@@ -482,7 +480,6 @@ def run_zoo(cmd: ZooCommand) -> int:
         return 0
     import torch
 
-    from embodia.zoo.recipes import recipe
     from embodia.zoo.train import train_entry
 
     torch.set_num_threads(1)
@@ -490,7 +487,6 @@ def run_zoo(cmd: ZooCommand) -> int:
         raise ValueError("embodia zoo train needs a NAME (see `embodia zoo list`)")
     if cmd.recipes:
         raise ValueError("--recipes goes with embodia zoo list")
-    recipe(cmd.name)  # an unknown name fails before anything runs
     out = cmd.out if cmd.out is not None else Path("runs/zoo") / cmd.name
     result = train_entry(cmd.name, out, steps=cmd.steps, overwrite=cmd.overwrite)
     recorded = result["recorded_digest"]

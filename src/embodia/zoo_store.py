@@ -22,6 +22,7 @@ from typing import Any
 
 __all__ = [
     "ZOO_PREFIX", "ZooError", "file_sha256", "is_zoo_path", "record_path", "records", "resolve_checkpoint", "zoo_dir",
+    "zoo_name",
 ]  # fmt: skip
 
 ZOO_PREFIX = "zoo:"
@@ -77,6 +78,11 @@ def is_zoo_path(path: str | os.PathLike) -> bool:
     return str(path).startswith(ZOO_PREFIX)
 
 
+def zoo_name(path: str | os.PathLike) -> str | None:
+    """``NAME`` of a ``zoo:NAME`` path; None for any other path."""
+    return str(path)[len(ZOO_PREFIX) :] if is_zoo_path(path) else None
+
+
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """The file behind ``path``: ``zoo:NAME`` → the shipped checkpoint (digest verified); any other path as is.
 
@@ -84,9 +90,9 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
         ZooError: An unknown name (the message lists the known ones), a record without its file, or a file whose
             SHA-256 differs from the record (a damaged or replaced checkpoint is refused, not loaded).
     """
-    if not is_zoo_path(path):
+    name = zoo_name(path)
+    if name is None:
         return Path(path)
-    name = str(path)[len(ZOO_PREFIX) :]
     entries = records()
     if name not in entries:
         known = ", ".join(sorted(entries)) or "none shipped"

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from embodia.experiments.variants import paired_difference, per_episode
+from embodia.experiments.variants import mean_per_episode, paired_difference
 
 __all__ = ["build_report", "format_report", "write_demo_html"]
 
@@ -38,12 +38,6 @@ ENV_NOTES = {
 
 def _metrics_of(env_id: str) -> tuple[tuple[str, str], ...]:
     return NAV_METRICS if "UrbanNav" in env_id else MANIP_METRICS
-
-
-def _mean_of(summary: dict[str, Any], key: str) -> float | None:
-    values = per_episode(summary, key)
-    values = values[np.isfinite(values)]  # controllers that do not measure it give NaN
-    return float(values.mean()) if len(values) else None
 
 
 def _budget(row: Any, trained: dict[str, Any], shipped: dict[str, Any]) -> dict[str, Any] | None:
@@ -93,9 +87,9 @@ def build_report(
                 "source": row.source,
                 "zoo": row.zoo,
                 "metrics": metrics,
-                "plan_ms": _mean_of(summary, "plan_ms_mean"),
-                "nfe": _mean_of(summary, "nfe_mean"),
-                "act_ms": _mean_of(summary, "act_ms_mean"),
+                "plan_ms": mean_per_episode(summary, "plan_ms_mean"),
+                "nfe": mean_per_episode(summary, "nfe_mean"),
+                "act_ms": mean_per_episode(summary, "act_ms_mean"),
                 "budget": _budget(row, trained, shipped),
                 "command": row.command(out, settings.eval_episodes),
                 "eval_s": summary.get("eval_s"),

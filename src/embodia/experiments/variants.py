@@ -25,7 +25,10 @@ from embodia.runtime.policy_controller import policy_controller
 from embodia.stats import mean_ci95
 from embodia.training.config import TrainConfig
 
-__all__ = ["Variant", "evaluate_variants", "log_eval", "paired_difference", "per_episode", "train_variants"]
+__all__ = [
+    "Variant", "evaluate_variants", "log_eval", "mean_per_episode", "paired_difference", "per_episode",
+    "train_variants",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,13 @@ def per_episode(summary: dict[str, Any], key: str) -> np.ndarray:
     """``(N,)`` values of ``key`` per episode, ordered by seed (NaN where an episode lacks it)."""
     rows = sorted(summary["per_episode"], key=lambda r: r["seed"])
     return np.array([float(r.get(key, np.nan)) for r in rows])
+
+
+def mean_per_episode(summary: dict[str, Any], key: str) -> float | None:
+    """Mean of ``key`` over the episodes that measured it (None when none did: e.g. a controller without latency)."""
+    values = per_episode(summary, key)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if len(values) else None
 
 
 def paired_difference(a: dict[str, Any], b: dict[str, Any], key: str) -> dict[str, Any]:
