@@ -279,7 +279,7 @@ def test_learning_facade_writes_decodes_and_freezes_like_the_token_module():
     assert written.shape == (3, 16) and torch.equal(written, memory.tokens.write(fresh, v))
     decoded = memory.tokens.decode_heads(written, heads=("embedding",))["embedding"]
     assert torch.equal(memory.decode_embeddings(written), decoded) and decoded.shape == (3, 8)
-    assert memory.cycle_loss(v).shape == () and float(memory.cycle_loss(v)) >= 0
+    assert memory.cycle_loss(v).shape == () and float(memory.cycle_loss(v).detach()) >= 0
     memory.freeze_decoders()
     assert not any(p.requires_grad for p in memory.tokens.pi_p.parameters())
     assert not any(p.requires_grad for p in memory.tokens.pi_d.parameters())
