@@ -52,7 +52,7 @@ def dict_episode(seed: int = 0, t: int = T) -> Episode:
         truncations=np.zeros(t, dtype=bool),
         mj_state=rng.standard_normal((t + 1, S)),
         infos={"dist": rng.random(t), "is_success": np.array([math.nan] * (t - 1) + [1.0])},
-        env_id="embodia/PointNav-v0",
+        env_id="embodia/UrbanNav-v0",
         seed=2**40 + seed,
         instruction="go to the red chair — 红色椅子",
         scene_xml="<mujoco model='scene'>" + "<geom type='box' size='1 1 1'/>" * 8000 + "</mujoco>",
@@ -148,7 +148,7 @@ def test_file_layout_is_minari_like_and_compressed(tmp_path: Path) -> None:
         assert h5py.check_string_dtype(f["scene_xml"].dtype).encoding == "utf-8"
         assert f.attrs["format_version"] == FORMAT_VERSION
         assert f.attrs["num_steps"] == T
-        assert f.attrs["env_id"] == "embodia/PointNav-v0"
+        assert f.attrs["env_id"] == "embodia/UrbanNav-v0"
         assert set(f.attrs) >= {"env_kwargs_json", "metrics_json", "extra_json", "seed", "instruction"}
         assert set(f["memory"]) == {"nodes", "offsets", "labels"}
 

@@ -267,3 +267,19 @@ def test_locate_rejects_bad_arguments(kwargs, match):
         make_memory().locate(**kwargs)
     with pytest.raises(ValueError, match="goal must have shape"):
         make_memory().plan_path(np.zeros(3))
+
+
+def test_learning_facade_writes_decodes_and_freezes_like_the_token_module():
+    torch.manual_seed(0)
+    memory = Mem4NavMemory(Mem4NavConfig(embed_dim=8))
+    v = torch.randn(3, 8)
+    fresh = memory.fresh_read_tokens(3)
+    assert fresh.shape == (3, 8) and torch.equal(fresh, memory.tokens.fresh_read_token(3))
+    written = memory.written_tokens(fresh, v)  # (3, 16)
+    assert written.shape == (3, 16) and torch.equal(written, memory.tokens.write(fresh, v))
+    decoded = memory.tokens.decode_heads(written, heads=("embedding",))["embedding"]
+    assert torch.equal(memory.decode_embeddings(written), decoded) and decoded.shape == (3, 8)
+    assert memory.cycle_loss(v).shape == () and float(memory.cycle_loss(v).detach()) >= 0
+    memory.freeze_decoders()
+    assert not any(p.requires_grad for p in memory.tokens.pi_p.parameters())
+    assert not any(p.requires_grad for p in memory.tokens.pi_d.parameters())

@@ -15,9 +15,9 @@ from embodia.policies import (
     Policy,
     PolicyConfig,
     available_policies,
-    factory,
     get_policy_class,
     make_policy,
+    registry,
 )
 from embodia.policies.factory import PLANNED_POLICIES, policy_module
 from embodia.policies.mlp import MLPConfig, MLPPolicy
@@ -266,7 +266,7 @@ def test_load_rejects_bad_contents(tmp_path, monkeypatch):
         Policy.load(_edit(good, tmp_path / "c.pt", config={"hidden_dims": (17,)}))
     with pytest.raises(CheckpointError, match="format_version 99"):
         Policy.load(_edit(good, tmp_path / "d.pt", format_version=99))
-    monkeypatch.setattr(factory, "PLANNED_POLICIES", (*factory.PLANNED_POLICIES, "planned-only"))
+    monkeypatch.setattr(registry, "PLANNED_POLICIES", (*registry.PLANNED_POLICIES, "planned-only"))
     with pytest.raises(CheckpointError, match="'planned-only' is not implemented yet"):
         Policy.load(_edit(good, tmp_path / "e.pt", policy="planned-only"))
     with pytest.raises(CheckpointError, match="invalid 'diffusion' config"):  # another policy's checkpoint
@@ -324,7 +324,7 @@ def test_factory():
 
 def test_factory_planned_but_missing(monkeypatch):
     assert set(PLANNED_POLICIES) <= set(available_policies())  # every planned policy exists now
-    monkeypatch.setattr(factory, "PLANNED_POLICIES", (*factory.PLANNED_POLICIES, "planned-only"))
+    monkeypatch.setattr(registry, "PLANNED_POLICIES", (*registry.PLANNED_POLICIES, "planned-only"))
     with pytest.raises(ValueError, match=r"policy 'planned-only' is not implemented yet"):
         make_policy("planned-only", **DIMS)
 

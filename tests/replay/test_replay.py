@@ -145,7 +145,7 @@ def test_topdown_map_draws_trajectory_landmarks_and_the_memory_graph(agent_episo
     assert not (tmp_path / "episode_000000.mp4").exists()  # only the map was asked for
     push = tmp_path / "push"
     collect("embodia/PushBlock-v0", 1, push, seed=0, progress=False)
-    with pytest.raises(ValueError, match="draws UrbanNav cities"):
+    with pytest.raises(ValueError, match="embodia/PushBlock-v0 defines no top-down map"):
         draw_topdown(read_episode(push / "episode_000000.h5"))
 
 

@@ -1,4 +1,5 @@
-"""Tests for embodia.runtime.policy_eval: windows as in training, side rule as in the env, closed-loop metrics."""
+"""Tests for embodia.runtime.policy_eval (windows as in training, closed-loop metrics, mode split) and for
+DetourReach's side rule (embodia.envs.detour.modes): the same for paths, chunks and the env."""
 
 from __future__ import annotations
 
@@ -10,14 +11,13 @@ import torch
 
 from embodia.data.episodes import load_episodes
 from embodia.data.windows import EpisodeWindows
+from embodia.envs.detour.modes import chunk_sides, passing_side
 from embodia.policies.factory import make_policy
 from embodia.runtime.collect import collect
 from embodia.runtime.policy_eval import (
     ObsWindow,
-    chunk_sides,
     evaluate_policy,
     mode_split,
-    passing_side,
     summarise_episodes,
 )
 
@@ -141,6 +141,23 @@ def test_side_rules_agree_with_the_env(episodes, windows):
         assert sides.tolist() == [ep.metrics["side"]]
 
 
+def test_the_env_mode_rule_is_the_side_rule_from_the_agent_position():
+    import gymnasium as gym
+
+    from embodia.envs.mode_rule import ModeRule
+
+    env = gym.make(ENV_ID)
+    env.reset(seed=3)
+    detour = env.unwrapped
+    assert isinstance(detour, ModeRule) and not isinstance(gym.make("embodia/PushBlock-v0").unwrapped, ModeRule)
+    chunks = np.random.default_rng(0).uniform(-1, 1, (64, 16, 2)) + (0.5, 0.0)  # (N, Tp, 2), mostly towards +x
+    expected = chunk_sides(detour.agent_position(), detour.goal_position(), CENTRE, RADIUS, chunks,
+                           max_speed=MAX_SPEED, dt=DT, start_index=1)  # fmt: skip
+    np.testing.assert_array_equal(detour.chunk_modes(chunks, 1), expected)
+    assert detour.mode_origin() == {"start": detour.agent_position().tolist(), "goal": detour.goal_position().tolist()}
+    env.close()
+
+
 # ------------------------------------------------------------------------------------------------ closed loop
 
 
@@ -209,8 +226,8 @@ def test_mode_split_deterministic_policy_picks_one_side_per_start(windows):
         assert sorted((p["left"], p["right"], p["undecided"])) == [0.0, 0.0, 1.0]
 
 
-def test_mode_split_needs_a_detour_env(windows):
+def test_mode_split_needs_an_env_with_a_mode_rule(windows):
     policy = make_policy("mlp", obs_dim=10, action_dim=2, obs_keys=("state",))
     policy.fit_normalizer(np.zeros((2, 10)), np.zeros((2, 2)))
-    with pytest.raises(ValueError, match="DetourReach"):
+    with pytest.raises(ValueError, match="embodia/PushBlock-v0 defines no mode rule"):
         mode_split(policy, "embodia/PushBlock-v0", [0])

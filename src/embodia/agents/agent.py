@@ -17,13 +17,16 @@ from __future__ import annotations
 import collections
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from embodia.agents.model import AgentPolicy
 from embodia.agents.perception import RayPerception
+from embodia.policies.registry import get_policy_class
+
+if TYPE_CHECKING:  # model.py builds MemoryAgents (rollout_controller): the import at run time is its, not ours
+    from embodia.agents.model import AgentPolicy
 
 __all__ = ["AgentStep", "MemoryAgent"]
 
@@ -53,7 +56,7 @@ class MemoryAgent:
     """
 
     def __init__(self, policy: AgentPolicy) -> None:
-        if not isinstance(policy, AgentPolicy):
+        if not isinstance(policy, get_policy_class("agent")):
             raise TypeError(f"MemoryAgent needs an AgentPolicy, got {type(policy).__name__}")
         if policy.device.type != "cpu":
             raise ValueError(

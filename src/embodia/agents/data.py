@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
 
 from embodia.agents.agent import MemoryAgent
-from embodia.agents.model import AgentPolicy
 from embodia.data.episodes import Episode
 from embodia.data.windows import EpisodeWindows
+
+if TYPE_CHECKING:  # model.py builds AgentWindows (training_windows): the import at run time is its, not ours
+    from embodia.agents.model import AgentPolicy
 
 __all__ = ["AgentWindows", "PhaseWindows", "agent_rows", "phase_mask"]
 

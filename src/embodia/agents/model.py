@@ -294,8 +294,7 @@ class AgentPolicy(Policy):
         if self.memory is not None:
             # This agent reads tokens, never decodes positions or descriptors: no loss reaches π_p and π_d, so they
             # stay at their initialisation instead of posing as trained parts (π_v is trained by the cycle loss).
-            self.memory.tokens.pi_p.requires_grad_(False)
-            self.memory.tokens.pi_d.requires_grad_(False)
+            self.memory.freeze_decoders()
         self.reader = None if mem_cfg is None else MemoryReader(c.embed_dim, c.width, c.position_scale)
         self.inner = make_policy(
             c.policy, obs_dim=2 * c.embed_dim, action_dim=c.action_dim, n_obs_steps=c.n_obs_steps,
@@ -408,10 +407,10 @@ class AgentPolicy(Policy):
         d = self.config.embed_dim
         items = self.layout.items(obs.reshape(b * t, -1))
         v_src = self.encode_rows(item_obs.reshape(b * t * n, -1)).reshape(b * t, n, d)  # (B*To, n, d)
-        fresh = self.memory.tokens.fresh_read_token(1).expand(b * t, n, d)  # learned read_init, with its gradient
+        fresh = self.memory.fresh_read_tokens(1).expand(b * t, n, d)  # learned read_init, with its gradient
         prior = torch.where(items["first"].unsqueeze(-1), fresh, items["prior"])  # (B*To, n, d)
-        tokens = self.memory.tokens.write(prior.reshape(-1, d), v_src.reshape(-1, d))  # (B*To*n, 2d)
-        decoded = self.memory.tokens.decode_heads(tokens, heads=("embedding",))["embedding"].reshape(b * t, n, d)
+        tokens = self.memory.written_tokens(prior.reshape(-1, d), v_src.reshape(-1, d))  # (B*To*n, 2d)
+        decoded = self.memory.decode_embeddings(tokens).reshape(b * t, n, d)
         is_ltm = (items["sources"] > SOURCE_STM) & items["valid"]  # (B*To, n)
         embeddings = torch.where(is_ltm.unsqueeze(-1), decoded, v_src * items["valid"].unsqueeze(-1))
         tokens = tokens.reshape(b * t, n, 2 * d) * is_ltm.unsqueeze(-1)
@@ -482,7 +481,7 @@ class AgentPolicy(Policy):
         if self.memory is not None and self.config.cycle_weight > 0:
             d = self.config.embed_dim
             v = features[..., :d].reshape(-1, d)
-            cycle = self.memory.tokens.cycle_loss(self.memory.tokens.fresh_read_token(v.shape[0]), v)
+            cycle = self.memory.cycle_loss(v)
             loss = loss + self.config.cycle_weight * cycle
             out["cycle_loss"] = float(cycle.detach())
         return loss, out

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -42,6 +41,7 @@ from embodia.agents.perception import SensorFields
 from embodia.agents.plan_features import NUM_FEATURES, SECTORS, plan_features
 from embodia.agents.planner import Plan
 from embodia.agents.tokenizer import require_goal_landmark
+from embodia.data.digest import episode_key
 from embodia.data.episodes import Episode
 from embodia.policies.base import Policy, PolicyConfig
 from embodia.policies.factory import inner_policy_kwargs, make_policy
@@ -331,7 +331,7 @@ class NavigatorWindows(PhaseWindows):
             obs = ep.observations
             if not isinstance(obs, dict):
                 raise ValueError(f"episode {e} ({ep.env_id}) has a Box observation; the navigator needs UrbanNav's")
-            key = _episode_key(ep, settings)
+            key = episode_key(ep, settings)
             features = _feature_cache.get(key)
             if features is None:
                 features = _replay(agent, ep, e)
@@ -359,23 +359,3 @@ def _replay(agent: NavigatorAgent, episode: Episode, index: int) -> np.ndarray:
     except ValueError as exc:
         raise ValueError(f"episode {index} (seed {episode.seed}): {exc}") from None
     return np.stack(rows)
-
-
-def _episode_key(episode: Episode, settings: str) -> str:
-    """A digest of what an episode's replayed features depend on.
-
-    The episode's observations, env, phases and actions, and the navigator's settings (``settings``: its config
-    as JSON).
-    """
-    h = hashlib.blake2b(digest_size=20)
-    h.update(settings.encode())
-    h.update(json.dumps([episode.env_id, episode.env_kwargs, episode.seed], sort_keys=True, default=str).encode())
-    for name in sorted(episode.observations):
-        value = np.asarray(episode.observations[name])
-        h.update(name.encode())
-        h.update(value.astype(str).tobytes() if value.dtype == object else np.ascontiguousarray(value).tobytes())
-    for name in sorted(episode.infos):  # the task phases (phase_mask) come from here
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(episode.infos[name]).tobytes())
-    h.update(np.ascontiguousarray(episode.actions).tobytes())
-    return h.hexdigest()

@@ -544,6 +544,28 @@ class Mem4NavMemory(nn.Module):
             return []
         return graph.shortest_path(graph.current, graph.nearest_node(np.array([goal[0], goal[1], 0.0])))
 
+    # ------------------------------------------------------------------ learning (an agent trained end to end)
+    def freeze_decoders(self) -> None:
+        """Stop training the position and descriptor decoders (π_p, π_d) for a user that never decodes them."""
+        self.tokens.pi_p.requires_grad_(False)
+        self.tokens.pi_d.requires_grad_(False)
+
+    def fresh_read_tokens(self, batch: int) -> torch.Tensor:
+        """``(batch, d)`` read tokens of keys never written to (the learned ``read_init``, an expanded view)."""
+        return self.tokens.fresh_read_token(batch)
+
+    def written_tokens(self, read_token: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        """Written tokens ``θ_w = R([θ_r ; v])`` ``(B, 2d)`` of read tokens ``(B, d)`` and embeddings ``(B, d)``."""
+        return self.tokens.write(read_token, embedding)
+
+    def decode_embeddings(self, written: torch.Tensor) -> torch.Tensor:
+        """The embeddings ``π_v(R⁻¹(θ_w))`` ``(B, d)`` that written tokens ``(B, 2d)`` hold."""
+        return self.tokens.decode_heads(written, heads=("embedding",))["embedding"]
+
+    def cycle_loss(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Scalar cycle loss of writing embeddings ``(B, d)`` to fresh keys and decoding them back."""
+        return self.tokens.cycle_loss(self.fresh_read_tokens(embedding.shape[0]), embedding)
+
     def _torch_mode(self) -> contextlib.AbstractContextManager:
         """Autograd on in train mode (end-to-end training), ``inference_mode`` otherwise (faster per step)."""
         return contextlib.nullcontext() if self.training else torch.inference_mode()

@@ -21,7 +21,7 @@ training.
 A subclass must define ``name`` (a lowercase id, e.g. ``"mlp"``, ``"ebt-dsm"``), ``config_class`` and
 implement ``predict_action`` and ``compute_loss``; ``__init_subclass__`` refuses the class otherwise (pass
 ``abstract=True`` in the class statement for an intermediate base). Defining the class registers its name for
-:func:`embodia.policies.factory.make_policy` and :meth:`Policy.load`.
+:func:`embodia.policies.factory.make_policy` and :meth:`Policy.load` (:mod:`embodia.policies.registry`).
 
 Checkpoints are ``torch.save`` of plain types and tensors only, so ``torch.load(path, weights_only=True)``
 reads them::
@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from embodia.atomic import atomic_write
 from embodia.policies.normalizer import MinMaxNormalizer
+from embodia.policies.registry import get_policy_class, register, registered_policies
 from embodia.validation import check_int
 
 __all__ = ["CHECKPOINT_VERSION", "CheckpointError", "Policy", "PolicyConfig", "registered_policies"]
@@ -58,7 +59,6 @@ CHECKPOINT_VERSION = 1
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _CHECKPOINT_KEYS = ("policy", "config", "state_dict", "normalizer")
-_REGISTRY: dict[str, type[Policy]] = {}
 
 
 class CheckpointError(Exception):
@@ -176,10 +176,7 @@ class Policy(nn.Module):
         for method in ("predict_action", "compute_loss"):
             if getattr(cls, method) is getattr(Policy, method):
                 raise TypeError(f"{where} must implement {method}()")
-        other = _REGISTRY.get(name)
-        if other is not None and (other.__module__, other.__qualname__) != (cls.__module__, cls.__qualname__):
-            raise TypeError(f"policy name {name!r} of {where} is taken by {other.__module__}.{other.__qualname__}")
-        _REGISTRY[name] = cls
+        register(name, cls)
 
     def __init__(self, config: PolicyConfig) -> None:
         super().__init__()
@@ -358,8 +355,6 @@ class Policy(nn.Module):
             )
         target = cls
         if cls is Policy:
-            from embodia.policies.factory import get_policy_class
-
             try:
                 target = get_policy_class(name)
             except ValueError as exc:
@@ -426,11 +421,6 @@ def chunk_mean(err: Tensor, action_mask: Tensor | None) -> Tensor:
         return err.mean()
     weight = action_mask[..., None].to(err.dtype).expand_as(err)  # (B, Tp, Da)
     return (err * weight).sum() / weight.sum().clamp_min(1.0)
-
-
-def registered_policies() -> dict[str, type[Policy]]:
-    """The policies defined so far (imported modules only), by name. See ``factory.available_policies``."""
-    return dict(_REGISTRY)
 
 
 def _prefixed(state: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:

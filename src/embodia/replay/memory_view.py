@@ -24,11 +24,11 @@ _NO_CLASS = (0.55, 0.55, 0.58)
 _NODE, _EDGE, _TRAJECTORY, _PLAN = (1.0, 1.0, 1.0), (0.85, 0.85, 0.85), (1.0, 0.47, 0.08), (0.9, 0.16, 0.9)
 
 
-def _class_colours() -> np.ndarray:
-    """``(C + 1, 3)`` RGB in [0, 1] per semantic class (row 0: no class)."""
-    from embodia.envs.nav.city import LANDMARK_CLASSES, LANDMARK_COLOURS
+def _class_colours(env_id: str, num_classes: int) -> np.ndarray:
+    """``(num_classes + 1, 3)`` RGB in [0, 1] per semantic class of ``env_id`` (row 0: no class)."""
+    from embodia.replay.palette import semantic_colours
 
-    return np.array([_NO_CLASS] + [LANDMARK_COLOURS[name.split(" ")[0]] for name in LANDMARK_CLASSES])
+    return np.concatenate([[_NO_CLASS], semantic_colours(env_id, num_classes)])
 
 
 def memory_geometry(episode: Episode) -> dict[str, dict[str, np.ndarray]]:
@@ -52,7 +52,7 @@ def memory_geometry(episode: Episode) -> dict[str, dict[str, np.ndarray]]:
         hist = np.asarray(memory["octree.histograms"])
         labelled = hist[:, 1:].sum(1) > 0
         classes = np.where(labelled, hist[:, 1:].argmax(1) + 1, 0)
-        colours = _class_colours()
+        colours = _class_colours(episode.env_id, hist.shape[1] - 1)
         out["leaves"] = {"points": np.asarray(memory["octree.centroids"], np.float64), "colors": colours[classes]}
     if "graph.positions" in memory:
         nodes = np.asarray(memory["graph.positions"], np.float64) + [0.0, 0.0, 0.3]

@@ -4,7 +4,7 @@
 
 * ``eval/video``: the episode re-rendered from its stored states (every ``stride``-th state, small frames;
   ``add_video`` stores an animated GIF and needs moviepy 1.x: FACTS.md §0);
-* ``eval/map``: the top-down map (UrbanNav);
+* ``eval/map``: the top-down map (envs that draw one, :mod:`embodia.envs.views`: UrbanNav);
 * ``eval/memory``: the 3-D memory view (episodes of agents with memory);
 * ``eval/ebt_energy``: for EBT-Policy (alone or as an agent's inner policy), the mean energy of the episode's
   first observation windows after k = 0 .. K descent steps (x axis: k), from the same starting noise.
@@ -57,10 +57,13 @@ def episode_views(episode: Episode) -> dict[str, np.ndarray]:
 
     Returns:
         ``{"map": (600, 600, 3), "memory": (480, 640, 3)}`` uint8, each present only where it can be made: the
-        top-down map for UrbanNav episodes with stored states, the memory view for episodes with a memory snapshot.
+        top-down map for episodes with stored states of an env that draws one (``has_top_down_map``: UrbanNav), the
+        memory view for episodes with a memory snapshot.
     """
+    from embodia.envs.views import has_top_down_map
+
     views = {}
-    if "UrbanNav" in episode.env_id and episode.mj_state is not None:
+    if episode.mj_state is not None and has_top_down_map(episode.env_id):
         from embodia.replay.topdown import draw_topdown
 
         views["map"] = draw_topdown(episode, size=600)
@@ -87,7 +90,7 @@ def log_eval_media(
     """Write the media of one evaluated ``episode`` to a ``SummaryWriter``; returns the tags written.
 
     ``views`` are the episode's :func:`episode_views` when the caller has made them already (None: made here). A
-    view that cannot be made (no stored states, no memory, not UrbanNav) is skipped, not an error.
+    view that cannot be made (no stored states, no memory, an env without a top-down map) is skipped, not an error.
     """
     from embodia.replay.video import render_episode
 

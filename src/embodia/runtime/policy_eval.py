@@ -11,9 +11,10 @@ it feeds a policy the same observation windows it was trained on and records the
   ``info["metrics"]`` plus the re-planning cost (wall time of the calls that produced a new chunk, network
   evaluations per chunk).
 * :func:`summarise_episodes` turns the rows into means with 95 % confidence intervals.
-* :func:`mode_split` and :func:`chunk_sides` measure, for ``embodia/DetourReach-v0``, which way around the
-  obstacle the chunks a policy samples from a fixed start go (left / right / undecided, the env's own ``side``
-  rule): a multimodal policy splits about evenly between left and right, a mode-averaging one drives head-on.
+* :func:`mode_split` measures, for an env with a mode rule (:class:`~embodia.envs.mode_rule.ModeRule`, e.g.
+  ``embodia/DetourReach-v0``: which way around the obstacle), which mode the chunks a policy samples from a
+  fixed start take (left / right / undecided, by the env's own rule): a multimodal policy splits about evenly
+  between left and right, a mode-averaging one drives head-on.
 
 Every episode (and every start of :func:`mode_split`) seeds torch's global RNG with its env seed first, so the
 results of a stochastic policy do not depend on the order or number of seeds. A policy's own ``generator``
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from embodia.envs.detour.detour_reach import DetourReachEnv
+from embodia.envs.mode_rule import ModeRule
 from embodia.policies.base import Policy
 from embodia.runtime.obs_window import ObsWindow
 from embodia.runtime.policy_controller import PolicyController
@@ -40,10 +41,8 @@ from embodia.stats import summarise_metrics
 __all__ = [
     "RATE_KEYS",
     "ObsWindow",
-    "chunk_sides",
     "evaluate_policy",
     "mode_split",
-    "passing_side",
     "summarise_episodes",
 ]
 
@@ -168,99 +167,6 @@ def summarise_episodes(
 # ------------------------------------------------------------------------------------------------ mode split
 
 
-def passing_side(points: np.ndarray, start: np.ndarray, goal: np.ndarray, centre: np.ndarray, radius: float) -> float:
-    """Side on which a path passes a disk obstacle, by ``DetourReachEnv.side``'s rule.
-
-    The env (``embodia/DetourReach-v0``, ``DetourReachEnv.side``) takes ``p*``, the point of the trajectory
-    closest to the obstacle centre (over the straight segments between consecutive positions, starting from the
-    start position), and returns the sign of ``cross(axis, p* - centre)`` with ``axis`` the unit start -> goal
-    direction: +1 left, -1 right, and 0 (undecided) when ``p*`` lies less than ``radius / 2`` off the axis.
-
-    Args:
-        points: ``(T, 2)`` positions in visiting order, ``points[0]`` the start position (``T >= 1``).
-        start: ``(2,)`` episode start (tail of the axis).
-        goal: ``(2,)`` goal (head of the axis).
-        centre: ``(2,)`` obstacle centre.
-        radius: Obstacle radius, m.
-
-    Returns:
-        +1.0, -1.0 or 0.0.
-    """
-    points = np.asarray(points, dtype=np.float64)
-    if points.ndim != 2 or points.shape[1] != 2 or len(points) < 1:
-        raise ValueError(f"points must be (T, 2) with T >= 1, got {points.shape}")
-    return float(_passing_sides(points[None], start, goal, centre, radius)[0])
-
-
-def chunk_sides(
-    start_xy: np.ndarray,
-    goal_xy: np.ndarray,
-    obstacle_xy: np.ndarray,
-    obstacle_radius: float,
-    chunks: np.ndarray | torch.Tensor,
-    *,
-    max_speed: float,
-    dt: float,
-    start_index: int,
-) -> np.ndarray:
-    """Side (+1 left / -1 right / 0 undecided) of the obstacle each raw action chunk would pass.
-
-    Each chunk is integrated open loop from ``start_xy`` as DetourReach moves the agent (velocity
-    ``clip(a, -1, 1) * max_speed`` per axis for ``dt`` seconds, no obstacle contact), over chunk entries
-    ``start_index`` onward (``To - 1``: the current step), and classified with :func:`passing_side`. A chunk
-    that ends before the obstacle is judged at its point closest to the obstacle, as the env judges a
-    trajectory cut short.
-
-    Args:
-        start_xy: ``(2,)`` the agent's position, which is also the episode start (the axis tail).
-        goal_xy: ``(2,)`` goal position.
-        obstacle_xy: ``(2,)`` obstacle centre.
-        obstacle_radius: Obstacle radius, m.
-        chunks: ``(N, Tp, Da=2)`` raw action chunks.
-        max_speed: Speed per axis at action 1, m/s.
-        dt: Seconds per env step.
-        start_index: First chunk entry to execute, ``0 <= start_index < Tp``.
-
-    Returns:
-        ``(N,)`` float64 of +1.0 / -1.0 / 0.0.
-    """
-    if isinstance(chunks, torch.Tensor):
-        chunks = chunks.detach().cpu().numpy()
-    chunks = np.asarray(chunks, dtype=np.float64)
-    if chunks.ndim != 3 or chunks.shape[2] != 2:
-        raise ValueError(f"chunks must be (N, Tp, 2), got {chunks.shape}")
-    if not 0 <= start_index < chunks.shape[1]:
-        raise ValueError(f"start_index must be in [0, Tp={chunks.shape[1]}), got {start_index}")
-    start = np.asarray(start_xy, dtype=np.float64)  # (2,)
-    steps = np.clip(chunks[:, start_index:], -1.0, 1.0) * (max_speed * dt)  # (N, T, 2) displacement per step
-    paths = start + np.cumsum(steps, axis=1)  # (N, T, 2)
-    paths = np.concatenate([np.broadcast_to(start, (len(paths), 1, 2)), paths], axis=1)  # (N, T+1, 2)
-    return _passing_sides(paths, start, goal_xy, obstacle_xy, obstacle_radius)
-
-
-def _passing_sides(
-    paths: np.ndarray, start: np.ndarray, goal: np.ndarray, centre: np.ndarray, radius: float
-) -> np.ndarray:
-    """Vectorised :func:`passing_side`: ``paths`` ``(N, T, 2)`` -> ``(N,)``."""
-    start, goal, centre = (np.asarray(v, dtype=np.float64) for v in (start, goal, centre))
-    a, b = paths[:, :-1], paths[:, 1:]  # (N, T-1, 2) segment ends
-    ab = b - a  # (N, T-1, 2)
-    denom = np.einsum("nti,nti->nt", ab, ab)  # (N, T-1)
-    proj = np.einsum("nti,nti->nt", centre - a, ab)  # (N, T-1)
-    t = np.where(denom > 0, np.clip(proj / np.where(denom > 0, denom, 1.0), 0.0, 1.0), 0.0)  # (N, T-1)
-    nearest = a + t[..., None] * ab  # (N, T-1, 2) closest point of each segment
-    candidates = np.concatenate([paths[:, :1], nearest], axis=1)  # (N, T, 2): the start, then each segment
-    dist = np.linalg.norm(candidates - centre, axis=-1)  # (N, T)
-    closest = candidates[np.arange(len(paths)), dist.argmin(axis=1)]  # (N, 2) first minimum, as the env keeps
-    length = float(np.linalg.norm(goal - start))
-    if not length > 0:
-        raise ValueError(f"start and goal must differ (they define the axis), both are {start.tolist()}")
-    axis = (goal - start) / length  # (2,)
-    rel = closest - centre  # (N, 2)
-    lateral = axis[0] * rel[:, 1] - axis[1] * rel[:, 0]  # (N,)
-    return np.where(np.abs(lateral) < radius / 2, 0.0, np.sign(lateral))
-
-
 def mode_split(
     policy: Policy,
     env_id: str,
@@ -269,16 +175,18 @@ def mode_split(
     *,
     env_kwargs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Fractions of sampled first chunks that pass the obstacle left / right / neither, from fixed starts.
+    """Fractions of sampled first chunks in each mode (left / right / undecided), from fixed starts.
 
     Per seed: ``torch.manual_seed(seed)``, ``env.reset(seed=seed)``, the first observation window
     (:class:`ObsWindow`) repeated to a batch of ``n_chunks``, one ``policy.predict_action`` call (eval mode, no
-    grad) and :func:`chunk_sides` of the ``n_chunks`` chunks from the start. A deterministic policy gives the
-    same chunk ``n_chunks`` times.
+    grad) and the env's ``chunk_modes`` of the ``n_chunks`` chunks from the start
+    (:class:`~embodia.envs.mode_rule.ModeRule`; for DetourReach the side of the obstacle, the env's ``side``
+    rule). A deterministic policy gives the same chunk ``n_chunks`` times.
 
     Args:
-        policy: A policy with a fitted normaliser, whose actions are DetourReach velocities.
-        env_id: An env whose unwrapped env is a ``DetourReachEnv`` (``"embodia/DetourReach-v0"``).
+        policy: A policy with a fitted normaliser, whose actions are the env's actions.
+        env_id: An env whose unwrapped env is a :class:`~embodia.envs.mode_rule.ModeRule`
+            (``"embodia/DetourReach-v0"``).
         seeds: Env seeds, one start each (with paired starts, seeds ``2k`` and ``2k + 1`` share a start).
         n_chunks: Chunks sampled per start (one batch).
         env_kwargs: Keyword arguments for ``gym.make``.
@@ -286,10 +194,11 @@ def mode_split(
     Returns:
         ``{"left", "right", "undecided"}`` fractions over all chunks of all starts (they sum to 1),
         ``"n_chunks"`` (per start), ``"nfe_mean"`` (as in :func:`evaluate_policy`), and ``"per_start"``: one
-        ``{"seed", "start", "goal", "left", "right", "undecided"}`` per seed (positions as ``[x, y]`` lists).
+        ``{"seed", **env.mode_origin(), "left", "right", "undecided"}`` per seed (DetourReach: ``start`` and
+        ``goal`` as ``[x, y]`` lists).
 
     Raises:
-        ValueError: No seeds, ``n_chunks`` < 1, or an env that is not a DetourReach env.
+        ValueError: No seeds, ``n_chunks`` < 1, or an env that defines no mode rule.
     """
     if isinstance(n_chunks, bool) or not isinstance(n_chunks, int | np.integer) or n_chunks < 1:
         raise ValueError(f"n_chunks must be an integer >= 1, got {n_chunks!r}")
@@ -301,9 +210,9 @@ def mode_split(
     policy.eval()
     per_start, nfe = [], []
     try:
-        detour = env.unwrapped
-        if not isinstance(detour, DetourReachEnv):
-            raise ValueError(f"mode_split needs a DetourReach env, {env_id} is a {type(detour).__name__}")
+        rule = env.unwrapped
+        if not isinstance(rule, ModeRule):
+            raise ValueError(f"{env_id} defines no mode rule (chunk_modes / mode_origin), mode_split cannot use it")
         window = ObsWindow.for_policy(policy)
         for seed in seeds:
             torch.manual_seed(seed)
@@ -314,18 +223,8 @@ def mode_split(
                 chunks = policy.predict_action(batch)  # (n_chunks, Tp, Da)
             last_nfe = getattr(policy, "last_nfe", None)
             nfe.append(float(last_nfe.float().mean()) if isinstance(last_nfe, torch.Tensor) else 1.0)
-            start, goal = detour.agent_position(), detour.goal_position()
-            sides = chunk_sides(
-                start,
-                goal,
-                detour.obstacle_position(),
-                detour.config.obstacle_radius,
-                chunks,
-                max_speed=detour.config.max_speed,
-                dt=detour.dt,
-                start_index=policy.config.n_obs_steps - 1,
-            )  # (n_chunks,)
-            per_start.append({"seed": seed, "start": start.tolist(), "goal": goal.tolist(), **_fractions(sides)})
+            modes = rule.chunk_modes(chunks, policy.config.n_obs_steps - 1)  # (n_chunks,)
+            per_start.append({"seed": seed, **rule.mode_origin(), **_fractions(modes)})
     finally:
         env.close()
         policy.train(was_training)
@@ -333,12 +232,12 @@ def mode_split(
     return {**totals, "n_chunks": int(n_chunks), "nfe_mean": float(np.mean(nfe)), "per_start": per_start}
 
 
-def _fractions(sides: np.ndarray) -> dict[str, float]:
-    """``{"left", "right", "undecided"}`` fractions of ``sides`` ``(N,)`` in {+1, -1, 0}."""
+def _fractions(modes: np.ndarray) -> dict[str, float]:
+    """``{"left", "right", "undecided"}`` fractions of ``modes`` ``(N,)`` in {+1, -1, 0}."""
     return {
-        "left": float(np.mean(sides > 0)),
-        "right": float(np.mean(sides < 0)),
-        "undecided": float(np.mean(sides == 0)),
+        "left": float(np.mean(modes > 0)),
+        "right": float(np.mean(modes < 0)),
+        "undecided": float(np.mean(modes == 0)),
     }
 
 

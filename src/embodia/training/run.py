@@ -35,7 +35,13 @@ CONFIG_NAME = "config.json"
 
 
 def data_digest(windows: EpisodeWindows) -> str:
-    """A short hash of the training data (episode lengths, observations, actions) that identifies it on resume."""
+    """A short hash of the training data (episode lengths, observations, actions) that identifies it on resume.
+
+    It hashes the windows' arrays, not the episodes (so it is not :mod:`embodia.data.digest`'s): what the trainer
+    trains on is the flattened ``(N, Do)`` observations of the chosen ``obs_keys`` (an agent's raw part) and the
+    ``(N, Da)`` actions, which change with the keys and the flattening even when the episode files do not, and the
+    windows are all a run (and every Ray worker) holds. Its values are in existing checkpoints' ``data_info``.
+    """
     h = hashlib.blake2b(digest_size=8)
     obs = windows.digest_obs() if hasattr(windows, "digest_obs") else windows.obs  # agents: the raw part
     for arr in (windows.episode_ends, obs, windows.actions):

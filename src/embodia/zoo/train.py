@@ -8,15 +8,12 @@ this machine's library versions).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from embodia.zoo.recipes import recipe
 
@@ -28,33 +25,21 @@ class RecipeError(RuntimeError):
 
 
 def data_digest(directory: str | os.PathLike) -> str:
-    """Hex SHA-256 over a directory's episodes (sorted by file name): seed, actions and MuJoCo states.
+    """Hex SHA-256 over a directory's episodes (sorted by file name): :func:`embodia.data.digest.episodes_digest`.
 
-    The content, not the file bytes: HDF5 files of the same data may differ in layout. Episodes without
-    ``mj_state`` (adapted third-party envs) contribute their numeric observations instead.
+    Seed, actions and MuJoCo states (numeric observations for episodes without states); the value is what
+    ``zoo/records/*.json`` record as ``data_digest``.
 
     Raises:
         ValueError: No episode files in ``directory``.
     """
+    from embodia.data.digest import episodes_digest
     from embodia.data.episodes import episode_files, read_episode
 
     files = episode_files(directory)
     if not files:
         raise ValueError(f"{directory}: no episode files to digest")
-    digest = hashlib.sha256()
-    for path in files:
-        episode = read_episode(path)
-        digest.update(str(episode.seed).encode())
-        digest.update(np.ascontiguousarray(episode.actions, dtype=np.float32).tobytes())
-        if episode.mj_state is not None:
-            digest.update(np.ascontiguousarray(episode.mj_state, dtype=np.float64).tobytes())
-        else:
-            obs = episode.observations
-            for key in sorted(obs) if isinstance(obs, dict) else [None]:
-                value = obs if key is None else obs[key]
-                if value.dtype.kind in "biuf":
-                    digest.update(np.ascontiguousarray(value).tobytes())
-    return digest.hexdigest()
+    return episodes_digest(read_episode(path) for path in files)
 
 
 def train_entry(

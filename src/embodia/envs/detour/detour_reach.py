@@ -77,6 +77,7 @@ from gymnasium import spaces
 from gymnasium.utils import EzPickle
 
 from embodia.envs.configs import as_config
+from embodia.envs.detour.modes import chunk_sides, closest_point_side
 from embodia.envs.mujoco_base import MjSpecEnv, SimulationUnstableError, check_max_steps
 
 AGENT_BODY = "agent"
@@ -452,15 +453,39 @@ class DetourReachEnv(MjSpecEnv, EzPickle):
     def side(self) -> float:
         """+1 / -1 if the trajectory so far passed the obstacle on the left / right of the start -> goal axis, else 0.
 
-        Decided at the trajectory's point closest to the obstacle centre (see the module docstring).
+        Decided at the trajectory's point closest to the obstacle centre (:mod:`embodia.envs.detour.modes`).
         """
-        axis = self._goal - self._start
-        axis = axis / np.linalg.norm(axis)
-        rel = self._closest - self._obstacle
-        lateral = float(axis[0] * rel[1] - axis[1] * rel[0])
-        if abs(lateral) < self.config.obstacle_radius / 2:
-            return 0.0
-        return float(np.sign(lateral))
+        radius = self.config.obstacle_radius
+        return float(closest_point_side(self._closest[None], self._start, self._goal, self._obstacle, radius)[0])
+
+    def chunk_modes(self, chunks: Any, start_index: int) -> np.ndarray:
+        """The side each raw action chunk would pass the obstacle on, driven open loop from the agent's position.
+
+        The :class:`~embodia.envs.mode_rule.ModeRule` of this env: :func:`embodia.envs.detour.modes.chunk_sides`
+        with the agent's position as the start (right after ``reset`` it is the episode's start), this episode's
+        goal and obstacle, ``max_speed`` and the control period.
+
+        Args:
+            chunks: ``(N, Tp, 2)`` raw action chunks (numpy or a tensor).
+            start_index: First chunk entry to execute (``To - 1``), ``0 <= start_index < Tp``.
+
+        Returns:
+            ``(N,)`` float64 of +1.0 (left) / -1.0 (right) / 0.0 (undecided).
+        """
+        return chunk_sides(
+            self.agent_position(),
+            self.goal_position(),
+            self.obstacle_position(),
+            self.config.obstacle_radius,
+            chunks,
+            max_speed=self.config.max_speed,
+            dt=self.dt,
+            start_index=start_index,
+        )
+
+    def mode_origin(self) -> dict[str, list[float]]:
+        """``{"start": [x, y], "goal": [x, y]}``: the agent's position and the goal that :meth:`chunk_modes` uses."""
+        return {"start": self.agent_position().tolist(), "goal": self.goal_position().tolist()}
 
     def episode_metrics(self, success: bool) -> dict[str, float]:
         """Metrics of the episode so far: success, collisions, final distance, path, clearance, steps, side."""

@@ -133,7 +133,7 @@ class PusherExpert:
     """Corner-pushing expert for ``Pusher-v5`` (see the module docstring).
 
     Args:
-        env: the env, possibly wrapped (``embodia.envs.adapt`` included).
+        env: the env, possibly wrapped (``embodia.envs.foreign.adapter.adapt`` included).
         config: gains and distances.
     """
 

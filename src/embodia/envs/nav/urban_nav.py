@@ -46,6 +46,8 @@ from embodia.envs.nav.scene import (
     build_city_spec,
 )
 from embodia.envs.nav.tasks import NavTask, sample_follow_task, sample_return_task
+from embodia.envs.nav.views import city_map, landmark_colours
+from embodia.envs.views import TopDownMap
 
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " ,.;:'-!?"
 INSTRUCTION_MAX_LENGTH = 512
@@ -333,6 +335,22 @@ class UrbanNavEnv(MjSpecEnv, EzPickle):
 
     def _step_info(self) -> dict[str, Any]:
         return {"phase": self.phase_index, "distance_to_goal": self._remaining, "collision": self._colliding}
+
+    # ------------------------------------------------------------------ views (embodia.envs.views)
+    @classmethod
+    def class_colours(cls) -> np.ndarray:
+        """``(16, 3)`` RGB in [0, 1] of the landmark classes ``1..16`` (the viewers' palette)."""
+        return landmark_colours()
+
+    def top_down_map(self) -> TopDownMap:
+        """The map of this episode's city and route (after ``reset``), for ``embodia.replay``.
+
+        Raises:
+            RuntimeError: Before the first ``reset``.
+        """
+        if self.city is None or self.task is None:
+            raise RuntimeError("top_down_map() needs a reset() first (the city comes from the seed)")
+        return city_map(self.city, self.task)
 
     # ------------------------------------------------------------------ helpers
     @property
