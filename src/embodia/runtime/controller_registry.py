@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 from embodia.runtime.controller import ControllerFactory
@@ -35,16 +36,38 @@ def controller_factory(name: str, **options: Any) -> tuple[ControllerFactory, st
         ``(factory, label)``: ``factory(env)`` builds the controller; ``label`` names it.
 
     Raises:
-        ValueError: An unknown name (the known ones listed), an option the entry does not take (the ones it takes
-            listed) or a value it rejects.
+        ValueError: An unknown name (the known ones listed), an option the entry does not take (named as a flag,
+            with the controllers that take it) or a value the entry rejects.
     """
     if name not in CONTROLLERS:
         raise ValueError(f"unknown controller {name!r}; known controllers: {', '.join(sorted(CONTROLLERS))}")
-    module_name, function_name = CONTROLLERS[name].split(":")
-    entry = getattr(importlib.import_module(module_name), function_name)
-    takes = list(inspect.signature(entry).parameters)
-    unknown = sorted(set(options) - set(takes))
+    entry = _entry(name)
+    takes = _options(name)
+    unknown = [k for k in options if k not in takes]
     if unknown:
-        accepted = ", ".join(takes) if takes else "none"
-        raise ValueError(f"controller {name!r} takes no option {', '.join(unknown)} (its options: {accepted})")
+        hints = [
+            f"{_flags(_options(other))} go{'es' if len(_options(other)) == 1 else ''} with --agent {other}"
+            for other in sorted(CONTROLLERS)
+            if other != name and set(unknown) & set(_options(other))
+        ]
+        raise ValueError(
+            f"--agent {name} takes {_flags(takes) or 'no options'}, not {_flags(unknown)}"
+            + "".join(f"; {hint}" for hint in hints)
+        )
     return entry(**options)
+
+
+def _entry(name: str) -> Callable[..., tuple[ControllerFactory, str]]:
+    """The registry entry of ``name`` (its module imported now)."""
+    module_name, function_name = CONTROLLERS[name].split(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def _options(name: str) -> list[str]:
+    """The keyword options the entry of ``name`` takes."""
+    return list(inspect.signature(_entry(name)).parameters)
+
+
+def _flags(options: list[str]) -> str:
+    """Options as command-line flags: ``["memory", "act_from_phase"]`` -> ``"--memory and --act-from-phase"``."""
+    return " and ".join(f"--{option.replace('_', '-')}" for option in options)
