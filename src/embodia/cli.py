@@ -268,25 +268,12 @@ def run_eval(cmd: EvalCommand) -> int:
 
     if (cmd.checkpoint is None) == (cmd.agent is None):
         raise ValueError("give exactly one of --checkpoint and --agent")
-    if cmd.agent == "expert":
-        from embodia.envs.experts import make_expert
+    if cmd.agent is not None:
+        from embodia.runtime.controller_registry import controller_factory
 
-        if cmd.memory is not None or cmd.act_from_phase is not None:
-            raise ValueError("--memory and --act-from-phase go with --agent modular (the expert drives every phase)")
+        options = {"memory": cmd.memory, "act_from_phase": cmd.act_from_phase}
         policy = None
-        controller_fn = make_expert
-        label = "scripted expert"
-    elif cmd.agent is not None:
-        from embodia.agents.ablation import check_memory_mode
-        from embodia.agents.modular import modular_controller
-
-        memory = check_memory_mode("full" if cmd.memory is None else cmd.memory)
-        phase = 1 if cmd.act_from_phase is None else cmd.act_from_phase
-        if phase < 0:
-            raise ValueError(f"--act-from-phase must be an integer >= 0, got {phase}")
-        policy = None
-        controller_fn = functools.partial(modular_controller, memory, phase)
-        label = f"{cmd.agent} agent (memory {memory}, acting from phase {phase})"
+        controller_fn, label = controller_factory(cmd.agent, **{k: v for k, v in options.items() if v is not None})
     else:
         if cmd.memory is not None or cmd.act_from_phase is not None:
             raise ValueError("--memory and --act-from-phase go with --agent (a checkpoint holds its own)")

@@ -9,7 +9,8 @@ from embodia.data.episodes import read_episode
 from embodia.data.resimulate import resimulate
 from embodia.envs.experts import make_expert
 from embodia.runtime.collect import collect
-from embodia.runtime.rollout import EpisodeSpec, RolloutWorker, action_noise_rng, make_env
+from embodia.runtime.episode import action_noise_rng
+from embodia.runtime.rollout import EpisodeSpec, RolloutWorker, make_env
 
 
 def test_noisy_collection_records_the_experts_labels_in_the_states_it_visited(tmp_path):

@@ -15,7 +15,6 @@ and ``embodia eval`` run it like any policy.
 from __future__ import annotations
 
 import collections
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from embodia.agents.perception import RayPerception
+from embodia.policies.plan_stats import PlanStats
 from embodia.policies.registry import get_policy_class
 
 if TYPE_CHECKING:  # model.py builds MemoryAgents (rollout_controller): the import at run time is its, not ours
@@ -67,10 +67,7 @@ class MemoryAgent:
         self.perception = RayPerception(c.ray_geometry())
         self._window: collections.deque[AgentStep] = collections.deque(maxlen=c.n_obs_steps)
         self._token_cache: dict[str, np.ndarray] = {}
-        self._plan_ms: list[float] = []
-        self._nfe: list[float] = []
-        self._observe_ms: list[float] = []
-        self._act_ms: list[float] = []
+        self.stats = PlanStats(observes=True)
 
     @property
     def memory(self) -> Any:
@@ -85,7 +82,7 @@ class MemoryAgent:
             self.memory.reset()
         self.policy.reset()
         self._window.clear()
-        self._plan_ms, self._nfe, self._observe_ms, self._act_ms = [], [], [], []
+        self.stats.reset()
 
     def raw_row(self, obs: dict[str, Any]) -> np.ndarray:
         """The raw part ``(raw_width,)`` float32 of an observation row.
@@ -121,7 +118,10 @@ class MemoryAgent:
 
     def observe(self, obs: dict[str, Any]) -> AgentStep:
         """Perceive, write into memory and retrieve for one observation (without acting); returns the step."""
-        start = time.perf_counter()
+        with self.stats.observing():
+            return self._observe(obs)
+
+    def _observe(self, obs: dict[str, Any]) -> AgentStep:
         policy, layout = self.policy, self.policy.layout
         d = policy.config.embed_dim
         raw = self.raw_row(obs)
@@ -148,7 +148,6 @@ class MemoryAgent:
             self._window.extend([step] * self._window.maxlen)  # pad with the first step, as training windows do
         else:
             self._window.append(step)
-        self._observe_ms.append(1e3 * (time.perf_counter() - start))
         return step
 
     def batch(self) -> dict[str, np.ndarray]:
@@ -164,18 +163,9 @@ class MemoryAgent:
 
     def act(self, obs: dict[str, Any]) -> np.ndarray:
         """Observe, then the next action ``(Da,)`` float32 of the current plan (re-planning when it is used up)."""
-        act_start = time.perf_counter()
-        self.observe(obs)
-        replans = len(self.policy._action_queue) == 0
-        start = time.perf_counter()
-        with torch.no_grad():
-            action = self.policy.select_action(self.batch())[0].cpu().numpy().astype(np.float32)  # (Da,)
-        if replans:
-            self._plan_ms.append(1e3 * (time.perf_counter() - start))
-            nfe = self.policy.last_nfe
-            self._nfe.append(float(nfe.float().mean()) if isinstance(nfe, torch.Tensor) else 1.0)
-        self._act_ms.append(1e3 * (time.perf_counter() - act_start))
-        return action
+        with self.stats.acting():
+            self.observe(obs)
+            return self.stats.select(self.policy, self.batch())  # (Da,)
 
     def memory_snapshot(self) -> dict[str, np.ndarray] | None:
         """What the memory holds now, for the episode file (``Mem4NavMemory.view_snapshot``); None without memory."""
@@ -192,14 +182,9 @@ class MemoryAgent:
             "policy": self.policy.name,
             "inner_policy": self.policy.config.policy,
             "memory": self.policy.config.memory,
-            "plans": len(self._plan_ms),
-            "plan_ms_mean": float(np.mean(self._plan_ms)) if self._plan_ms else 0.0,
-            "plan_ms_max": float(np.max(self._plan_ms)) if self._plan_ms else 0.0,
-            "observe_ms_mean": float(np.mean(self._observe_ms)) if self._observe_ms else 0.0,
-            "nfe_mean": float(np.mean(self._nfe)) if self._nfe else 0.0,
+            **self.stats.plan_figures(),
+            **self.stats.act_figures(),  # absent when the agent never acted (the episode ended before the hand-over)
         }
-        if self._act_ms:  # absent when the agent never acted (e.g. the episode ended before the hand-over)
-            out["act_ms_mean"] = float(np.mean(self._act_ms))
         if self.memory is not None:
             out.update({f"memory/{k}": v for k, v in self.memory.stats().items()})
         return out

@@ -20,12 +20,13 @@ __all__ = ["HandoverController", "Watcher", "handover_controller"]
 
 
 class Watcher(Protocol):
-    """An agent that can watch a step without acting (``MemoryAgent``, ``ModularAgent``)."""
+    """An agent that can watch a step without acting (``MemoryAgent``, ``ModularAgent``, ``NavigatorAgent``)."""
 
     def reset(self, seed: int | None = None) -> None: ...  # noqa: D102
     def observe(self, obs: Any) -> Any: ...  # noqa: D102
     def act(self, obs: Any) -> np.ndarray: ...  # noqa: D102
     def info(self) -> dict[str, Any]: ...  # noqa: D102
+    def memory_snapshot(self) -> dict[str, np.ndarray] | None: ...  # noqa: D102
 
 
 class HandoverController:
@@ -79,8 +80,7 @@ class HandoverController:
 
     def memory_snapshot(self) -> dict[str, np.ndarray] | None:
         """The agent's memory snapshot (None if it has none)."""
-        snapshot = getattr(self.agent, "memory_snapshot", None)
-        return snapshot() if callable(snapshot) else None
+        return self.agent.memory_snapshot()
 
     def info(self) -> dict[str, Any]:
         """The agent's figures plus the step of the hand-over (-1: the episode ended before it)."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +35,9 @@ from embodia.agents.perception import Percept, RayGeometry, RayPerception
 from embodia.agents.planner import PlannerConfig, StreetPlanner, wrap_angle
 from embodia.agents.tokenizer import require_goal_landmark
 from embodia.envs.nav.city import NUM_LANDMARK_CLASSES
+from embodia.policies.plan_stats import PlanStats
 
-__all__ = ["ModularAgent", "ModularAgentConfig", "ray_descriptor"]
+__all__ = ["ModularAgent", "ModularAgentConfig", "modular_controller", "modular_factory", "ray_descriptor"]
 
 _NUM_CLASSES = NUM_LANDMARK_CLASSES + 1  # semantic ids 0 (none) .. 16
 _SEMANTIC_WEIGHT = 4.0  # scale of the class histogram against the depth profile in the descriptor
@@ -203,6 +203,7 @@ class ModularAgent:
         tracker = self.planner.junctions
         self._rows, self._half = tracker.rows, tracker.half  # the exploring beam looks through the same rows
         self._bearings = np.array([wrap_angle(a) for a in tracker.azimuths])  # (A,) robot frame in [-pi, pi)
+        self.stats = PlanStats()
         self.reset()
 
     # ------------------------------------------------------------------ episode state
@@ -212,7 +213,7 @@ class ModularAgent:
         Args:
             seed: Unused (the agent is deterministic); accepted so that the agent is a rollout controller.
         """
-        self._act_ms: list[float] = []
+        self.stats.reset()
         if self.memory is not None:
             self.memory.reset()
         self.planner.reset()
@@ -241,8 +242,7 @@ class ModularAgent:
     def info(self) -> dict[str, Any]:
         """Metadata recorded with each episode: agent, memory mode, mean latency per action (ms), memory figures."""
         out: dict[str, Any] = {"agent": "modular", "memory": self.config.memory}
-        if self._act_ms:  # absent when the agent never acted
-            out["act_ms_mean"] = float(np.mean(self._act_ms))
+        out.update(self.stats.act_figures())  # absent when the agent never acted
         out.update({f"memory/{k}": v for k, v in self.memory_stats().items()})
         return out
 
@@ -301,10 +301,8 @@ class ModularAgent:
         Raises:
             ValueError: A malformed observation (see :meth:`observe`) or a missing or non-text instruction.
         """
-        start = time.perf_counter()
-        action = self._decide(obs)
-        self._act_ms.append(1e3 * (time.perf_counter() - start))
-        return action
+        with self.stats.acting():
+            return self._decide(obs)
 
     def _decide(self, obs: Mapping[str, Any]) -> np.ndarray:
         instruction = obs.get("instruction") if isinstance(obs, Mapping) else None
@@ -377,3 +375,24 @@ def modular_controller(memory: str, act_from_phase: int, env: gym.Env) -> Any:
     if act_from_phase == 0:
         return agent
     return HandoverController(env, make_expert(env), agent, act_from_phase)
+
+
+def modular_factory(memory: str = "full", act_from_phase: int = 1) -> tuple[Any, str]:
+    """The controller registry's ``"modular"`` entry: a picklable factory of :func:`modular_controller` and its label.
+
+    Args:
+        memory: Memory mode (``embodia.agents.ablation.MEMORY_MODES``).
+        act_from_phase: 0: the agent drives the whole episode; k >= 1: the env's expert drives the phases before k.
+
+    Returns:
+        ``(factory, label)``: ``factory(env)`` builds the controller (``functools.partial``, picklable for Ray
+        actors); ``label`` names it in reports, e.g. ``"modular agent (memory full, acting from phase 1)"``.
+
+    Raises:
+        ValueError: An unknown memory mode or a negative ``act_from_phase`` (checked here, before any env is made).
+    """
+    memory = check_memory_mode(memory)
+    if isinstance(act_from_phase, bool) or not isinstance(act_from_phase, int) or act_from_phase < 0:
+        raise ValueError(f"--act-from-phase must be an integer >= 0, got {act_from_phase!r}")
+    label = f"modular agent (memory {memory}, acting from phase {act_from_phase})"
+    return functools.partial(modular_controller, memory, act_from_phase), label

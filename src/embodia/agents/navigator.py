@@ -24,7 +24,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +44,7 @@ from embodia.data.digest import episode_key
 from embodia.data.episodes import Episode
 from embodia.policies.base import Policy, PolicyConfig
 from embodia.policies.factory import inner_policy_kwargs, make_policy
+from embodia.policies.plan_stats import PlanStats
 from embodia.validation import check_int
 
 __all__ = ["NavigatorAgent", "NavigatorConfig", "NavigatorPolicy", "NavigatorWindows"]
@@ -203,6 +203,7 @@ class NavigatorAgent:
         self.geometry = c.ray_geometry()
         self.backbone = ModularAgent(c.backbone_config(), self.geometry)
         self._window: collections.deque[np.ndarray] = collections.deque(maxlen=c.n_obs_steps)
+        self.stats = PlanStats(observes=True)
         self.reset()
 
     @property
@@ -219,10 +220,7 @@ class NavigatorAgent:
         self._window.clear()
         self._instruction: str | None = None
         self.plan = None
-        self._plan_ms: list[float] = []
-        self._nfe: list[float] = []
-        self._observe_ms: list[float] = []
-        self._act_ms: list[float] = []
+        self.stats.reset()
 
     def observe(self, obs: Mapping[str, Any], *, plan: bool = False) -> np.ndarray:
         """Perceive, write memory and compute the step's features (without acting).
@@ -239,7 +237,10 @@ class NavigatorAgent:
         Raises:
             ValueError: A malformed observation or a missing instruction.
         """
-        start = time.perf_counter()
+        with self.stats.observing():
+            return self._observe(obs, plan)
+
+    def _observe(self, obs: Mapping[str, Any], plan: bool) -> np.ndarray:
         instruction = obs.get("instruction") if isinstance(obs, Mapping) else None
         if isinstance(instruction, bytes | np.bytes_):
             instruction = instruction.decode()
@@ -262,24 +263,13 @@ class NavigatorAgent:
             self._window.extend([features] * self._window.maxlen)  # pad with the first step, as training windows do
         else:
             self._window.append(features)
-        self._observe_ms.append(1e3 * (time.perf_counter() - start))
         return features
 
     def act(self, obs: Mapping[str, Any]) -> np.ndarray:
         """Observe, then the next action ``(3,)`` float32 of the current chunk (re-planning when it is used up)."""
-        act_start = time.perf_counter()
-        self.observe(obs, plan=True)
-        replans = len(self.policy._action_queue) == 0
-        start = time.perf_counter()
-        with torch.no_grad():
-            batch = {"obs": np.stack(self._window)[None]}  # (1, To, 22)
-            action = self.policy.select_action(batch)[0].cpu().numpy().astype(np.float32)  # (3,)
-        if replans:
-            self._plan_ms.append(1e3 * (time.perf_counter() - start))
-            nfe = self.policy.last_nfe
-            self._nfe.append(float(nfe.float().mean()) if isinstance(nfe, torch.Tensor) else 1.0)
-        self._act_ms.append(1e3 * (time.perf_counter() - act_start))
-        return action
+        with self.stats.acting():
+            self.observe(obs, plan=True)
+            return self.stats.select(self.policy, {"obs": np.stack(self._window)[None]})  # (1, To, 22) -> (3,)
 
     def memory_snapshot(self) -> dict[str, np.ndarray] | None:
         """What the memory holds now and the first plan, for the episode file; None without memory."""
@@ -289,21 +279,17 @@ class NavigatorAgent:
         """Per-episode figures of the agent.
 
         Returns:
-            Agent, inner policy, memory mode, latencies (ms), evaluations per chunk and the backbone's memory
-            statistics (``memory/goal_found_rate``: acting steps with the goal located; which memory parts
-            located it).
+            Agent, inner policy, memory mode, the plans and latencies (ms; ``PlanStats``: evaluations per chunk and,
+            with an energy-based inner policy, the chunks' final energies) and the backbone's memory statistics
+            (``memory/goal_found_rate``: acting steps with the goal located; which memory parts located it).
         """
         out: dict[str, Any] = {
             "policy": self.policy.name,
             "inner_policy": self.policy.config.policy,
             "memory": self.policy.config.memory,
-            "plans": len(self._plan_ms),
-            "plan_ms_mean": float(np.mean(self._plan_ms)) if self._plan_ms else 0.0,
-            "observe_ms_mean": float(np.mean(self._observe_ms)) if self._observe_ms else 0.0,
-            "nfe_mean": float(np.mean(self._nfe)) if self._nfe else 0.0,
+            **self.stats.plan_figures(),
+            **self.stats.act_figures(),  # absent when the agent never acted (the episode ended before the hand-over)
         }
-        if self._act_ms:  # absent when the agent never acted (the episode ended before the hand-over)
-            out["act_ms_mean"] = float(np.mean(self._act_ms))
         out.update({f"memory/{k}": v for k, v in self.backbone.memory_stats().items()})
         return out
 

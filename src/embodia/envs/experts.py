@@ -7,6 +7,7 @@ e.g. which mode a multimodal expert chose). Experts are privileged: they may rea
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import gymnasium as gym
@@ -66,3 +67,8 @@ def make_expert(env: gym.Env) -> Expert:
         raise ValueError(f"no scripted expert for environment {env_id!r}; experts exist for: {known}")
     module_name, class_name = EXPERTS[env_id].split(":")
     return getattr(importlib.import_module(module_name), class_name)(env)
+
+
+def expert_factory() -> tuple[Callable[[gym.Env], Expert], str]:
+    """The controller registry's ``"expert"`` entry: ``(make_expert, "scripted expert")`` (it takes no options)."""
+    return make_expert, "scripted expert"

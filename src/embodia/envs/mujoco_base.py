@@ -72,6 +72,10 @@ class MjSpecEnv(gym.Env):
     metadata: dict[str, Any] = {"render_modes": ["rgb_array", "depth_array"], "render_fps": 10}
     REWARD_TERMS: tuple[str, ...] = ()
     """Names of the reward terms in ``info``; they sum (in this order) to the reward."""
+    RECORD_INFOS: tuple[str, ...] = ()
+    """Further per-step ``info`` scalars that episode files record (after the reward terms)."""
+    is_mujoco: bool = True
+    """Episodes record ``mj_state`` (:meth:`get_mj_state`) for exact replays."""
 
     def __init__(
         self,
@@ -163,6 +167,10 @@ class MjSpecEnv(gym.Env):
 
     def episode_metrics(self, outcome: bool) -> dict[str, float]:
         """End-of-episode metrics; ``outcome`` is the env's end condition (success, or the agent's stop)."""
+        raise NotImplementedError
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this env with ``gymnasium.make`` (stored in episode files)."""
         raise NotImplementedError
 
     def _begin_step(self, action: Any, meaning: str) -> np.ndarray:

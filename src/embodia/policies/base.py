@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from embodia.atomic import atomic_write
 from embodia.policies.normalizer import MinMaxNormalizer
+from embodia.policies.plan_stats import PlanInfo
 from embodia.policies.registry import get_policy_class, register, registered_policies
 from embodia.validation import check_int
 
@@ -150,6 +151,7 @@ class Policy(nn.Module):
     Attributes:
         config: The validated config.
         normalizer: ``MinMaxNormalizer`` with keys ``"obs"`` ``(Do,)`` and ``"action"`` ``(Da,)``.
+        last_plan: What the last :meth:`select_action` call's re-plan cost; None when it did not re-plan.
     """
 
     name: ClassVar[str]
@@ -158,6 +160,11 @@ class Policy(nn.Module):
     """The PolicyConfig subclass this policy is built from."""
     batch_keys: ClassVar[frozenset[str]] = frozenset({"obs", "action", "action_mask"})
     """Keys a batch may hold; subclasses with extra inputs (memory tokens, ...) extend it."""
+    last_nfe: Tensor | None = None
+    """``(B,)`` network evaluations per sample in the last ``predict_action`` call, for policies that count them
+    (diffusion, EBT); None: one forward pass."""
+    last_energy: Tensor | None = None
+    """``(B,)`` final chunk energy of the last ``predict_action`` call (energy-based policies), else None."""
 
     def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -185,6 +192,7 @@ class Policy(nn.Module):
         self.config = config
         self.normalizer = MinMaxNormalizer({"obs": (config.obs_dim,), "action": (config.action_dim,)})
         self._action_queue: collections.deque[Tensor] = collections.deque()
+        self.last_plan: PlanInfo | None = None
 
     # ------------------------------------------------------------------------------------------ the contract
 
@@ -204,17 +212,33 @@ class Policy(nn.Module):
         """Closed-loop action ``(B, Da)``: pops the next planned action, re-planning when the plan is used up.
 
         A plan is ``predict_action(batch)[:, To-1 : To-1+Ta]``; ``batch["obs"]`` is the current observation
-        window. Call :meth:`reset` at the start of every episode.
+        window. Call :meth:`reset` at the start of every episode. Sets :attr:`last_plan`: what a call that re-planned
+        cost (network evaluations, energy), None after a call that popped an already planned action.
         """
+        self.last_plan = None
         if not self._action_queue:
             chunk = self.predict_action(batch).detach()  # (B, Tp, Da)
             start = self.config.n_obs_steps - 1
             self._action_queue.extend(chunk[:, start : start + self.config.n_action_steps].unbind(1))
+            self.last_plan = PlanInfo.of(self.last_nfe, self.last_energy)
         return self._action_queue.popleft()  # (B, Da)
 
     def reset(self) -> None:
         """Forget the current plan (call at the start of every episode)."""
         self._action_queue.clear()
+        self.last_plan = None
+
+    def rollout_controller(self, env: Any) -> Any:
+        """The controller that runs this policy in ``env``, for policies that bring their own (agents with memory).
+
+        Args:
+            env: The environment the controller will drive (a hand-over agent needs it), or None.
+
+        Returns:
+            None (the default): the runtime wraps the policy in its plain closed-loop controller
+            (``embodia.runtime.policy_controller.PolicyController``); otherwise the controller to use.
+        """
+        return None
 
     # ------------------------------------------------------------------------------------------ helpers
 

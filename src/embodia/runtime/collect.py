@@ -6,15 +6,14 @@ The episodes run in this process or on Ray actors; the summary holds 95 % confid
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 from tqdm import tqdm
 
 from embodia.atomic import write_json_atomic
 from embodia.data.episodes import episode_files
+from embodia.runtime.controller import ControllerFactory
 from embodia.runtime.rollout import EpisodeResult, EpisodeSpec, RolloutWorker
 from embodia.stats import summarise_metrics
 from embodia.validation import check_number
@@ -34,9 +33,9 @@ def collect(
     progress: bool = True,
     workers: int = 0,
     ray_address: str | None = None,
-    controller_fn: Callable[[gym.Env], Any] | None = None,
+    controller_fn: ControllerFactory | None = None,
     action_noise: float = 0.0,
-    labeller_fn: Callable[[gym.Env], Any] | None = None,
+    labeller_fn: ControllerFactory | None = None,
 ) -> dict[str, Any]:
     """Runs a controller (default: the env's expert) for ``episodes`` episodes and writes files and a summary.
 

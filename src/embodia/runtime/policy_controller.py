@@ -1,7 +1,8 @@
 """A trained policy as a rollout controller, so ``RolloutWorker`` and the Ray pool can record its episodes.
 
-A controller is what :class:`~embodia.runtime.rollout.RolloutWorker` drives episodes with (``reset(seed)``,
-``act(obs)``, ``info()``; the scripted experts are controllers too). :class:`PolicyController` feeds a policy the
+A controller (:class:`~embodia.runtime.controller.Controller`: ``reset(seed)``, ``act(obs)``, ``info()``; the
+scripted experts are controllers too) is what :func:`~embodia.runtime.episode.run_episode` drives episodes with.
+:class:`PolicyController` feeds a policy the
 observation windows it was trained on (:class:`~embodia.runtime.policy_eval.ObsWindow`) and executes its action
 chunks in closed loop (``Policy.select_action``). ``functools.partial(policy_controller, path)`` is a picklable
 controller factory for Ray actors: each actor loads the checkpoint itself.
@@ -10,7 +11,6 @@ controller factory for Ray actors: each actor loads the checkpoint itself.
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 import gymnasium as gym
@@ -18,6 +18,8 @@ import numpy as np
 import torch
 
 from embodia.policies.base import Policy
+from embodia.policies.plan_stats import PlanStats
+from embodia.runtime.controller import Controller
 from embodia.runtime.obs_window import ObsWindow
 
 __all__ = ["PolicyController", "policy_controller"]
@@ -34,16 +36,14 @@ class PolicyController:
 
     Attributes:
         policy: The policy.
+        stats: The episode's latency and planning figures.
     """
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy.eval()
         self.window = ObsWindow.for_policy(policy)
+        self.stats = PlanStats()
         self._started = False
-        self._plan_ms: list[float] = []
-        self._nfe: list[float] = []
-        self._energy: list[float] = []
-        self._act_ms: list[float] = []
 
     def reset(self, seed: int | None = None) -> None:
         """Start an episode (seeds torch with ``seed`` when given)."""
@@ -51,66 +51,37 @@ class PolicyController:
             torch.manual_seed(seed)
         self.policy.reset()
         self._started = False
-        self._plan_ms, self._nfe, self._energy, self._act_ms = [], [], [], []
+        self.stats.reset()
 
     def act(self, obs: Any) -> np.ndarray:
         """The next action ``(Da,)`` float32 for observation ``obs`` (the env's observation, Dict or Box)."""
-        act_start = time.perf_counter()
-        if self._started:
-            self.window.push(obs)
-        else:
-            self.window.reset(obs)
-            self._started = True
-        replans = len(self.policy._action_queue) == 0
-        start = time.perf_counter()
-        with torch.no_grad():
-            action = self.policy.select_action(self.window.batch())[0].cpu().numpy().astype(np.float32)  # (Da,)
-        if replans:
-            self._plan_ms.append(1e3 * (time.perf_counter() - start))
-            last_nfe = getattr(self.policy, "last_nfe", None)
-            self._nfe.append(float(last_nfe.float().mean()) if isinstance(last_nfe, torch.Tensor) else 1.0)
-            last_energy = getattr(self.policy, "last_energy", None)  # energy-based policies: final chunk energy
-            if isinstance(last_energy, torch.Tensor):
-                self._energy.append(float(last_energy.float().mean()))
-        self._act_ms.append(1e3 * (time.perf_counter() - act_start))
-        return action
+        with self.stats.acting():
+            if self._started:
+                self.window.push(obs)
+            else:
+                self.window.reset(obs)
+                self._started = True
+            return self.stats.select(self.policy, self.window.batch())  # (Da,)
 
     def info(self) -> dict[str, Any]:
         """Per-episode figures of the controller.
 
         Returns:
-            Policy name, re-plans, mean/max plan latency (ms), mean latency per action (ms, over all ``act`` calls:
-            re-plans amortised; absent when ``act`` was never called), network evaluations per plan and, for
-            energy-based policies (a ``last_energy`` attribute), ``energies``: the final energy of every chunk
-            in order (an uncertainty signal: higher where the model is less sure) and their mean and max.
+            Policy name, mean latency per action (ms, over all ``act`` calls: re-plans amortised; absent when
+            ``act`` was never called) and the plans (:meth:`PlanStats.plan_figures
+            <embodia.policies.plan_stats.PlanStats.plan_figures>`: re-plans, mean/max plan latency (ms), network
+            evaluations per plan and, for energy-based policies, every chunk's final energy and their mean and max).
         """
-        latency = {"act_ms_mean": float(np.mean(self._act_ms))} if self._act_ms else {}  # absent: never acted
-        return {
-            "policy": self.policy.name,
-            **latency,
-            "plans": len(self._plan_ms),
-            "plan_ms_mean": float(np.mean(self._plan_ms)) if self._plan_ms else 0.0,
-            "plan_ms_max": float(np.max(self._plan_ms)) if self._plan_ms else 0.0,
-            "nfe_mean": float(np.mean(self._nfe)) if self._nfe else 0.0,
-            **(
-                {
-                    "energies": list(self._energy),
-                    "energy_mean": float(np.mean(self._energy)),
-                    "energy_max": float(np.max(self._energy)),
-                }
-                if self._energy
-                else {}
-            ),
-        }
+        return {"policy": self.policy.name, **self.stats.act_figures(), **self.stats.plan_figures()}
 
 
-def policy_controller(checkpoint: str | os.PathLike, env: gym.Env | None = None) -> Any:
+def policy_controller(checkpoint: str | os.PathLike, env: gym.Env | None = None) -> Controller:
     """Load a policy checkpoint (``Policy.load``) as a controller for ``env``.
 
     A plain policy becomes a :class:`PolicyController`. A policy that runs its own controller (an agent,
-    ``embodia.agents``: it defines ``rollout_controller(env)``) builds it; an agent trained to act from a later task
-    phase runs under the hand-over protocol, the env's scripted expert driving the earlier phases, which needs
-    ``env``.
+    ``embodia.agents``: its ``Policy.rollout_controller(env)`` returns one) builds it; an agent trained to act from a
+    later task phase runs under the hand-over protocol, the env's scripted expert driving the earlier phases, which
+    needs ``env``.
 
     Raises:
         CheckpointError: Missing, corrupt or foreign checkpoint.
@@ -118,10 +89,8 @@ def policy_controller(checkpoint: str | os.PathLike, env: gym.Env | None = None)
     """
     torch.set_num_threads(1)
     policy = Policy.load(checkpoint)
-    build = getattr(policy, "rollout_controller", None)
-    if build is None:
-        return PolicyController(policy)
     try:
-        return build(env)
+        controller = policy.rollout_controller(env)
     except ValueError as exc:
         raise ValueError(f"{checkpoint}: {exc}") from None
+    return PolicyController(policy) if controller is None else controller

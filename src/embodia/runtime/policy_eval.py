@@ -16,7 +16,7 @@ it feeds a policy the same observation windows it was trained on and records the
   fixed start take (left / right / undecided, by the env's own rule): a multimodal policy splits about evenly
   between left and right, a mode-averaging one drives head-on.
 
-Every episode (and every start of :func:`mode_split`) seeds torch's global RNG with its env seed first, so the
+Every episode (and every start of :func:`mode_split`) seeds torch's global RNG with its env seed, so the
 results of a stochastic policy do not depend on the order or number of seeds. A policy's own ``generator``
 (diffusion, EBT), when set, is not reseeded.
 """
@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from embodia.envs.mode_rule import ModeRule
 from embodia.policies.base import Policy
+from embodia.runtime.episode import run_episode
 from embodia.runtime.obs_window import ObsWindow
 from embodia.runtime.policy_controller import PolicyController
 from embodia.runtime.rollout import make_env
@@ -64,10 +65,10 @@ def evaluate_policy(
 ) -> list[dict[str, Any]]:
     """Run one closed-loop episode per seed and return the per-episode metrics.
 
-    One env (``gym.make(env_id, **env_kwargs)``) serves all seeds. Per seed: ``torch.manual_seed(seed)``,
-    ``env.reset(seed=seed)``, ``policy.reset()``, then ``policy.select_action`` on the :class:`ObsWindow` under
-    ``torch.no_grad()`` with the policy in eval mode (its previous mode is restored afterwards) until the
-    episode terminates or is truncated.
+    One env (``gym.make(env_id, **env_kwargs)``) serves all seeds. Per seed (``run_episode``):
+    ``env.reset(seed=seed)``, ``torch.manual_seed(seed)``, ``policy.reset()``, then ``policy.select_action`` on the
+    :class:`ObsWindow` under ``torch.no_grad()`` with the policy in eval mode (its previous mode is restored
+    afterwards) until the episode terminates or is truncated.
 
     Args:
         policy: A policy with a fitted normaliser.
@@ -99,7 +100,7 @@ def evaluate_policy(
     try:
         bar = tqdm(seeds, desc=f"eval {env_id}", unit="ep", disable=not progress, dynamic_ncols=True)
         for seed in bar:
-            rows.append(_run_episode(controller, env, seed, record_latency))
+            rows.append(_episode_row(controller, env, seed, record_latency))
             bar.set_postfix(success=f"{np.mean([r.get('success', 0.0) for r in rows]):.2f}")
     finally:
         env.close()
@@ -107,23 +108,10 @@ def evaluate_policy(
     return rows
 
 
-def _run_episode(controller: PolicyController, env: gym.Env, seed: int, record_latency: bool) -> dict[str, Any]:
-    """One closed-loop episode (see :func:`evaluate_policy`)."""
-    controller.reset(seed)
-    obs, info = env.reset(seed=seed)
-    steps, total_reward = 0, 0.0
-    terminated = truncated = False
-    while not (terminated or truncated):
-        obs, reward, terminated, truncated, info = env.step(controller.act(obs))
-        steps += 1
-        total_reward += float(reward)
-    metrics = info.get("metrics")
-    unwrapped = env.unwrapped
-    if metrics is None and hasattr(unwrapped, "episode_metrics"):  # cut by an outer TimeLimit
-        metrics = unwrapped.episode_metrics(bool(terminated))
-    row: dict[str, Any] = {"seed": seed, **{k: float(v) for k, v in (metrics or {}).items()}}
-    row["steps"] = steps
-    row.setdefault("return", total_reward)
+def _episode_row(controller: PolicyController, env: gym.Env, seed: int, record_latency: bool) -> dict[str, Any]:
+    """One closed-loop episode (:func:`~embodia.runtime.episode.run_episode`) as a row of :func:`evaluate_policy`."""
+    run = run_episode(env, controller, seed)
+    row: dict[str, Any] = {"seed": seed, **run.metrics, "steps": run.steps}
     figures = controller.info()
     row["n_plans"] = figures["plans"]
     row["nfe_mean"] = figures["nfe_mean"]

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from embodia.ray_setup import init_ray
+from embodia.runtime.controller import ControllerFactory
 from embodia.runtime.rollout import EpisodeResult, EpisodeSpec
 
 __all__ = ["RayRolloutPool"]
@@ -41,9 +42,9 @@ def _make_actor_class() -> Any:
             self,
             env_id: str,
             env_kwargs: dict[str, Any] | None,
-            controller_fn: Callable | None,
+            controller_fn: ControllerFactory | None,
             action_noise: float = 0.0,
-            labeller_fn: Callable | None = None,
+            labeller_fn: ControllerFactory | None = None,
         ) -> None:
             import torch
 
@@ -84,10 +85,10 @@ class RayRolloutPool:
         self,
         env_id: str,
         env_kwargs: dict[str, Any] | None = None,
-        controller_fn: Callable | None = None,
+        controller_fn: ControllerFactory | None = None,
         *,
         action_noise: float = 0.0,
-        labeller_fn: Callable | None = None,
+        labeller_fn: ControllerFactory | None = None,
         workers: int = 2,
         address: str | None = None,
         max_restarts: int = 8,

@@ -1,14 +1,14 @@
 """Run episodes of one environment with a controller and record them as episode files.
 
 ``RolloutWorker`` is a plain class (one env, one controller) so the same code runs in-process or inside a Ray
-actor. Episode ``i`` of a collection uses seed ``seed + i``, so a collection is reproducible and can be split
-across workers without changing any episode.
+actor; its episode loop is :func:`~embodia.runtime.episode.run_episode`. Episode ``i`` of a collection uses seed
+``seed + i``, so a collection is reproducible and can be split across workers without changing any episode.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,12 @@ import gymnasium as gym
 import numpy as np
 
 from embodia.data.episodes import EpisodeRecorder, write_episode
-from embodia.envs.experts import Expert, make_expert
+from embodia.envs.contract import EmbodiaEnv, embodia_env
+from embodia.envs.experts import make_expert
 from embodia.envs.foreign.adapter import adapt
 from embodia.envs.mujoco_base import MjSpecEnv
+from embodia.runtime.controller import ControllerFactory, memory_snapshot
+from embodia.runtime.episode import run_episode
 from embodia.validation import check_number
 
 
@@ -75,9 +78,23 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def action_noise_rng(seed: int) -> np.random.Generator:
-    """The generator of episode ``seed``'s DART noise (its own stream: the env's and expert's draws are untouched)."""
-    return np.random.default_rng([seed, 0xDA27])
+class _Recording:
+    """An :class:`~embodia.runtime.episode.EpisodeObserver` that records the episode and the env's MuJoCo states."""
+
+    def __init__(self, env: EmbodiaEnv, record_infos: tuple[str, ...]) -> None:
+        self.env = env
+        self.recorder = EpisodeRecorder(record_infos=record_infos)
+        self.instruction = ""
+
+    def _state(self) -> np.ndarray | None:
+        return self.env.get_mj_state() if self.env.is_mujoco else None
+
+    def start(self, obs: Any) -> None:
+        self.recorder.start(obs, self._state())
+        self.instruction = obs.get("instruction", "") if isinstance(obs, dict) else ""
+
+    def step(self, label: np.ndarray, obs: Any, reward: float, terminated: bool, truncated: bool, info: dict) -> None:
+        self.recorder.add(label, obs, reward, terminated, truncated, info, self._state())
 
 
 class RolloutWorker:
@@ -102,9 +119,9 @@ class RolloutWorker:
         self,
         env_id: str,
         env_kwargs: dict[str, Any] | None = None,
-        controller_fn: Callable[[gym.Env], Expert] | None = None,
+        controller_fn: ControllerFactory | None = None,
         action_noise: float = 0.0,
-        labeller_fn: Callable[[gym.Env], Expert] | None = None,
+        labeller_fn: ControllerFactory | None = None,
     ) -> None:
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
@@ -119,68 +136,35 @@ class RolloutWorker:
             raise ValueError(f"--action-noise needs a bounded Box action space; {env_id} has {space}")
         self.controller = (controller_fn or make_expert)(self.env)
         self.labeller = None if labeller_fn is None else labeller_fn(self.env)
-        self._reward_terms = tuple(
-            getattr(self.env, "REWARD_TERMS", ()) or getattr(self.env.unwrapped, "REWARD_TERMS", ())
-        )
-        extra_infos = tuple(getattr(self.env.unwrapped, "RECORD_INFOS", ()))
-        self._record_infos = tuple(dict.fromkeys((*self._reward_terms, *extra_infos)))
-        self._state_source = self.env if hasattr(self.env, "get_mj_state") else self.env.unwrapped
-        self._has_state = hasattr(self._state_source, "get_mj_state") and getattr(self.env, "is_mujoco", True)
+        self._contract = embodia_env(self.env)
+        self._record_infos = tuple(dict.fromkeys((*self._contract.REWARD_TERMS, *self._contract.RECORD_INFOS)))
 
     def run_episode(self, spec: EpisodeSpec, out_dir: str | os.PathLike | None = None) -> EpisodeResult:
         """Runs one episode; writes ``out_dir/episode_<index>.h5`` when ``out_dir`` is given."""
-        env, unwrapped = self.env, self.env.unwrapped
-        recorder = EpisodeRecorder(record_infos=self._record_infos)
-        noise_rng = action_noise_rng(spec.seed)
-        half_range = (env.action_space.high - env.action_space.low) / 2 if self.action_noise > 0 else None
-        obs, _ = env.reset(seed=spec.seed)
-        env.action_space.seed(spec.seed)
-        self.controller.reset(spec.seed)
-        if self.labeller is not None:
-            self.labeller.reset(spec.seed)
-        source = self._state_source
-        recorder.start(obs, source.get_mj_state() if self._has_state else None)
-        instruction = obs.get("instruction", "") if isinstance(obs, dict) else ""
-        info: dict[str, Any] = {}
-        total_reward = 0.0
-        done = False
-        while not done:
-            label = None if self.labeller is None else np.asarray(self.labeller.act(obs), dtype=np.float32)
-            action = np.asarray(self.controller.act(obs), dtype=np.float32)
-            executed = action
-            if half_range is not None:  # DART: execute a perturbed action, record the controller's as the label
-                noise = self.action_noise * half_range * noise_rng.standard_normal(action.shape)
-                executed = np.clip(action + noise, env.action_space.low, env.action_space.high).astype(np.float32)
-            obs, reward, terminated, truncated, info = env.step(executed)
-            state = source.get_mj_state() if self._has_state else None
-            recorder.add(action if label is None else label, obs, reward, terminated, truncated, info, state)
-            total_reward += float(reward)
-            done = terminated or truncated
-        metrics = info.get("metrics")
-        if metrics is None and hasattr(unwrapped, "episode_metrics"):  # cut by an outer TimeLimit
-            metrics = unwrapped.episode_metrics(bool(terminated))
-        metrics = {k: float(v) for k, v in (metrics or {}).items()}
-        metrics.setdefault("return", total_reward)
-        extra = _json_safe({**self.controller.info(), "sim_unstable": bool(info.get("sim_unstable", False))})
+        recording = _Recording(self._contract, self._record_infos)
+        run = run_episode(
+            self.env, self.controller, spec.seed, action_noise=self.action_noise, labeller=self.labeller,
+            observer=recording,
+        )  # fmt: skip
+        extra = _json_safe({**self.controller.info(), "sim_unstable": bool(run.info.get("sim_unstable", False))})
         if self.action_noise > 0:
             extra["action_noise"] = self.action_noise
         if self.labeller is not None:
             extra["labelled_by"] = type(self.labeller).__name__
-        snapshot = getattr(self.controller, "memory_snapshot", None)  # agents with memory: what it held at the end
-        episode = recorder.finish(
+        episode = recording.recorder.finish(
             env_id=self.env_id,
             seed=spec.seed,
-            instruction=instruction,
-            scene_xml=getattr(source, "scene_xml", None),
-            env_kwargs=_json_safe(source.env_kwargs() if hasattr(source, "env_kwargs") else self.env_kwargs),
-            metrics=metrics,
+            instruction=recording.instruction,
+            scene_xml=self._contract.scene_xml,
+            env_kwargs=_json_safe(self._contract.env_kwargs()),
+            metrics=run.metrics,
             extra=extra,
-            memory=snapshot() if callable(snapshot) else None,
+            memory=memory_snapshot(self.controller),  # agents with memory: what it held at the end
         )
         path = None
         if out_dir is not None:
             path = str(write_episode(Path(out_dir) / episode_filename(spec.index), episode))
-        return EpisodeResult(spec.index, spec.seed, episode.num_steps, metrics, path, extra)
+        return EpisodeResult(spec.index, spec.seed, episode.num_steps, run.metrics, path, extra)
 
     def run(self, specs: Iterable[EpisodeSpec], out_dir: str | os.PathLike | None = None) -> list[EpisodeResult]:
         """Runs several episodes in order."""

@@ -70,6 +70,9 @@ class EmbodiaAdapter(gym.Wrapper):
         ValueError: the action space is not a ``Box`` or the observation space is not ``Box``/flat ``Dict``.
     """
 
+    RECORD_INFOS: tuple[str, ...] = ()
+    """Per-step ``info`` scalars recorded besides the reward terms: none."""
+
     def __init__(self, env: gym.Env, task: ForeignTask | None = None) -> None:
         if not isinstance(env.action_space, spaces.Box):
             raise ValueError(f"adapt() needs a Box action space, got {env.action_space}")
@@ -156,8 +159,12 @@ class EmbodiaAdapter(gym.Wrapper):
             self._done = True
         return obs, float(reward), bool(terminated), bool(truncated), info
 
-    def episode_metrics(self) -> dict[str, float]:
-        """``return``, ``length`` and the task profile's metrics for the episode so far."""
+    def episode_metrics(self, outcome: bool = False) -> dict[str, float]:
+        """``return``, ``length`` and the task profile's metrics for the episode so far.
+
+        Args:
+            outcome: The end condition (the contract of embodia's envs); unused: the task profile decides success.
+        """
         metrics = {"return": self._return, "length": float(self._length)}
         if self.task.metrics_fn is not None:
             metrics.update(self.task.metrics_fn(self.env))
