@@ -312,8 +312,8 @@ class AgentPolicy(Policy):
 
     @classmethod
     def data_defaults(cls, episode: Episode) -> dict[str, Any]:
-        """Config fields the data decides: the sensor layout of the env that recorded ``episode``, and ``obs_dim`` 0."""
-        out = {"obs_dim": 0, **SensorFields.from_env_kwargs(episode.env_kwargs)}
+        """Config fields the data decides: the sensor layout of the env that recorded ``episode``."""
+        out = SensorFields.from_env_kwargs(episode.env_kwargs)
         sensor = (episode.env_kwargs or {}).get("sensor") or {}
         if sensor.get("rgb"):
             out["rgb_size"] = sensor.get("rgb_size", 64)

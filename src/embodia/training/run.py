@@ -131,7 +131,11 @@ def prepare_run(
     if hasattr(cls, "training_windows"):  # an agent: its rows come from replaying episodes through its memory
         if obs_keys is not None:
             raise ValueError(f"--obs-keys does not apply to {cls.name!r}: it reads the observations it needs")
-        model = cls(dataclasses.replace(policy, **cls.data_defaults(episodes[0])))
+        unset = {  # the data fields at their defaults, then the data's values
+            f.name: f.default for f in dataclasses.fields(policy) if f.name in policy.data_fields and f.init
+            and f.default is not dataclasses.MISSING
+        }  # fmt: skip
+        model = cls(dataclasses.replace(policy, **{**unset, **cls.data_defaults(episodes[0])}))
         windows = model.training_windows(episodes, progress=progress)  # with the initial weights, as on resume
     else:
         windows = EpisodeWindows(episodes, n_obs_steps=policy.n_obs_steps, horizon=policy.horizon, obs_keys=obs_keys)
