@@ -14,9 +14,9 @@ from embodia.agents.handover import HandoverController
 from embodia.agents.model import AgentConfig, AgentPolicy
 from embodia.envs.experts import make_expert
 from embodia.policies.base import CheckpointError, Policy
+from embodia.policies.factory import policy_config
 from embodia.runtime.policy_controller import policy_controller
 from embodia.training.config import TrainConfig
-from embodia.policies.factory import policy_config
 from embodia.training.entry import train
 from embodia.training.run import RunOptions
 
@@ -186,10 +186,8 @@ def test_train_trains_an_agent_and_resume_names_a_config_mismatch(tmp_path, retu
     summary = json.loads((run / "summary.json").read_text())
     assert summary["policy"] == "agent"
     assert (run / "tb").is_dir() and (run / "policy.pt").is_file()
-    resumed = train(
-        return_demos, policy_config("agent", **kwargs), run, TrainConfig(steps=8, batch_size=8, lr=1e-3, warmup_steps=1),
-        RunOptions(resume=True), progress=False,
-    )  # fmt: skip
+    more = TrainConfig(steps=8, batch_size=8, lr=1e-3, warmup_steps=1)
+    resumed = train(return_demos, policy_config("agent", **kwargs), run, more, RunOptions(resume=True), progress=False)
     assert resumed.steps == 8
     with pytest.raises(ValueError, match="memory"):
         train(

@@ -115,7 +115,8 @@ def test_replayed_features_are_reused_only_for_the_same_episode_and_settings(ret
     again = NavigatorWindows(policy, episodes)
     assert (first.cache_hits, again.cache_hits) == (0, 2)
     np.testing.assert_array_equal(first.obs, again.obs)
-    blind = NavigatorWindows(fitted(make_policy("navigator", act_from_phase=1, memory="none", inner=policy_config("mlp"))), episodes)
+    blind_policy = fitted(make_policy("navigator", act_from_phase=1, memory="none", inner=policy_config("mlp")))
+    blind = NavigatorWindows(blind_policy, episodes)
     assert blind.cache_hits == 0  # other settings, other features
     depth = episodes[0].observations["depth"].copy()
     depth[-1] *= 0.5  # another episode that differs in one observation
@@ -163,8 +164,8 @@ def test_checkpoint_loads_as_a_handover_controller(tmp_path):
             policy_controller(path)
     finally:
         env.close()
-    assert isinstance(policy_controller(fitted(make_policy("navigator", inner=policy_config("mlp"))).save(tmp_path / "b.pt")),
-                      NavigatorAgent)  # fmt: skip
+    saved = fitted(make_policy("navigator", inner=policy_config("mlp"))).save(tmp_path / "b.pt")
+    assert isinstance(policy_controller(saved), NavigatorAgent)
 
 
 def test_eval_media_reads_the_navigators_inner_energy(return_episodes):

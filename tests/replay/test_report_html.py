@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from embodia.policies.factory import policy_config
 from embodia.replay.report_html import Page, svg_curve, write_page
 from embodia.runtime.collect import collect
 from embodia.training.config import TrainConfig
-from embodia.policies.factory import policy_config
 from embodia.training.entry import train
 from embodia.training.run import RunOptions
 

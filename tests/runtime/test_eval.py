@@ -10,9 +10,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from embodia.cli import main
 from embodia.data.episodes import episode_files, read_episode
+from embodia.policies.factory import policy_config
 from embodia.runtime.collect import collect
 from embodia.training.config import TrainConfig
-from embodia.policies.factory import policy_config
 from embodia.training.entry import train
 
 

@@ -23,10 +23,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from embodia.cli import main
 from embodia.policies import Policy
 from embodia.policies.base import CheckpointError
+from embodia.policies.factory import policy_config
 from embodia.runtime.collect import collect
 from embodia.training.config import TrainConfig
 from embodia.training.ema import EMA
-from embodia.policies.factory import policy_config
 from embodia.training.entry import train
 from embodia.training.run import RunOptions
 from embodia.training.schedule import lr_factor
