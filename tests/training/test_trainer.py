@@ -180,7 +180,7 @@ def test_a_paused_run_goes_on_with_the_same_schedule(demos):
     for pauses in ([], [7, 15]):
         torch.manual_seed(0)
         policy = make_policy(
-            "mlp", obs_dim=windows.obs_dim, action_dim=windows.action_dim, horizon=8, n_action_steps=4, **MLP
+            "mlp", MLP, obs_dim=windows.obs_dim, action_dim=windows.action_dim, horizon=8, n_action_steps=4
         )
         policy.fit_normalizer(windows.obs, windows.actions)
         trainer = Trainer(policy, windows, TrainConfig(steps=20, lr=1e-3, warmup_steps=5), progress=False)

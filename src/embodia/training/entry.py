@@ -64,6 +64,8 @@ def train(
         TrainingDivergedError: A step went non-finite (the last checkpoint stays as it was).
         DistributedTrainingError: Training failed in a Ray Train worker (the worker's error is in the message).
     """
+    if not isinstance(policy, PolicyConfig):
+        raise ValueError(f"policy must be a policy config (embodia.policies.factory.policy_config), got {policy!r}")
     options = RunOptions() if options is None else options
     check_int("--workers", workers, 0)
     check_int("--max-failures", max_failures, 0)

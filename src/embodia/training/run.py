@@ -101,18 +101,17 @@ def prepare_run(
     config: TrainConfig,
     options: RunOptions,
     *,
-    claim: bool = True,
     progress: bool = False,
 ) -> RunSetup:
     """Check the data, build the policy and find the state to resume from (arguments: :func:`~.entry.train`).
 
-    With ``claim`` (the process that owns the run) an existing run is refused or, with ``overwrite``, deleted;
-    without it the run directory is only read. Nothing in ``run_dir`` is touched before the data and the policy
-    config have been checked. The policy's data fields (``type(policy).data_fields``) are set from the data: a plain
-    policy's widths and observation keys from the episode windows; a policy that reads episodes its own way (an
-    agent, ``embodia.agents.model.AgentPolicy``) defines ``data_defaults(episode)`` (the config fields the data
-    decides, e.g. the sensor layout) and ``training_windows(episodes, progress=...)``; ``progress`` shows its
-    progress bar.
+    The caller owns the run: an existing run is refused or, with ``overwrite``, deleted; nothing in ``run_dir`` is
+    touched before the data and the policy config have been checked. The policy's data fields
+    (``type(policy).data_fields``) are set from the data: a plain policy's widths and observation keys from the
+    episode windows; a policy that reads episodes its own way (an agent, ``embodia.agents.model.AgentPolicy``)
+    defines ``data_defaults(episode)`` (the config fields the data decides, e.g. the sensor layout; the others of
+    its data fields stay at their defaults) and ``training_windows(episodes, progress=...)``; ``progress`` shows
+    its progress bar.
     """
     config.check_budget()
     obs_keys = options.obs_keys
@@ -155,10 +154,8 @@ def prepare_run(
     }
 
     checkpoint = run_dir / CHECKPOINT_NAME
-    if claim:  # only now is the run directory touched (--overwrite deletes the old run)
-        state = _existing_state(run_dir, checkpoint, resume=options.resume, overwrite=options.overwrite)
-    else:
-        state = load_train_state(checkpoint) if options.resume else None
+    # Only now is the run directory touched (--overwrite deletes the old run).
+    state = _existing_state(run_dir, checkpoint, resume=options.resume, overwrite=options.overwrite)
     if state is not None:
         _check_resume(state, checkpoint, model, config, data_info)
         model.load_checkpoint_weights(state["policy"])
