@@ -13,7 +13,7 @@ demonstrations and one trained policy file, the questions that separate the caus
 3. **How abrupt are the labels?** The fraction of consecutive demonstrated steps whose action jumps by more than
    half the action range (a discrete switch of push, side or phase).
 
-Example (PushT, the MLP of ``embodia train --policy mlp``)::
+Example (PushT, the MLP of ``embodia train policy:mlp``)::
 
     python bench/bc_diagnosis.py --train runs/pusht/demos --heldout runs/pusht/heldout
         --policy runs/pusht/mlp/policy.pt --out bench/results/bc_diagnosis_pusht.json

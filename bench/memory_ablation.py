@@ -44,7 +44,9 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import embodia  # noqa: F401  (registers the environments)
 from embodia.agents.ablation import MEMORY_MODES
 from embodia.agents.modular import modular_controller
+from embodia.agents.navigator import NavigatorConfig
 from embodia.experiments.variants import Variant, evaluate_variants, paired_difference, train_variants
+from embodia.policies.factory import policy_config
 from embodia.runtime.collect import collect
 from embodia.training.config import TrainConfig
 
@@ -64,11 +66,11 @@ def variants(args: argparse.Namespace) -> list[Variant]:
     rows = []
     nav = [("ebt", mode) for mode in args.nav_modes] + [(inner, "full") for inner in args.inners if inner != "ebt"]
     for inner, mode in nav:
-        kwargs = {"memory": mode, "policy": inner, "act_from_phase": 1}
-        rows.append(Variant(f"nav-{inner}-{mode}", ENV_ID, policy="navigator", policy_kwargs=kwargs, **dagger))
+        config = policy_config("navigator", memory=mode, inner=NavigatorConfig.default_inner(inner), act_from_phase=1)
+        rows.append(Variant(f"nav-{inner}-{mode}", ENV_ID, policy=config, **dagger))
     for mode in args.reader_modes:
-        kwargs = {"memory": mode, "policy": "ebt", "act_from_phase": 1}
-        rows.append(Variant(f"agent-{mode}", ENV_ID, policy="agent", policy_kwargs=kwargs))
+        config = policy_config("agent", memory=mode, act_from_phase=1)  # the inner policy: EBT-Policy
+        rows.append(Variant(f"agent-{mode}", ENV_ID, policy=config))
     for mode in args.modular_modes:
         controller = functools.partial(modular_controller, mode, 1)
         rows.append(Variant(f"modular-{mode}", ENV_ID, controller=controller))

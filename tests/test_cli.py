@@ -11,8 +11,10 @@ import pytest
 from embodia.data.episodes import read_episode
 
 
-def embodia(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MUJOCO_GL": "egl", "OMP_NUM_THREADS": "1"}
+def embodia(
+    *args: str, cwd: Path | None = None, timeout: float = 300, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MUJOCO_GL": "egl", "OMP_NUM_THREADS": "1", **(env_extra or {})}
     return subprocess.run(
         [sys.executable, "-m", "embodia.cli", *args],
         capture_output=True,
@@ -108,8 +110,8 @@ def test_train_with_dagger_rounds(tmp_path):
     demos, run = tmp_path / "demos", tmp_path / "run"
     env = "embodia/DetourReach-Sided-v0"
     assert embodia("collect", "--env", env, "--episodes", "2", "--out", str(demos), "--no-progress").returncode == 0
-    args = ("train", "--data", str(demos), "--policy", "mlp", "--run", str(run), "--steps", "10", "--batch-size", "8",
-            "--warmup-steps", "2", "--dagger-rounds", "1", "--dagger-episodes", "2", "--no-progress")  # fmt: skip
+    args = ("train", "--data", str(demos), "--run", str(run), "--steps", "10", "--batch-size", "8", "--warmup-steps",
+            "2", "--dagger-rounds", "1", "--dagger-episodes", "2", "--no-progress", "policy:mlp")  # fmt: skip
     proc = embodia(*args)
     assert proc.returncode == 0, proc.stderr
     assert "DAgger round 1: learner rollouts success" in proc.stdout
@@ -117,7 +119,7 @@ def test_train_with_dagger_rounds(tmp_path):
     proc = embodia(*args, "--workers", "2")
     assert proc.returncode != 0 and "--dagger-rounds trains in this process" in proc.stderr
     assert "Traceback" not in proc.stderr
-    plain = ("train", "--data", str(demos), "--policy", "mlp", "--steps", "3", "--no-progress")
+    plain = ("train", "--data", str(demos), "--steps", "3", "--no-progress", "policy:mlp")
     proc = embodia(*plain, "--run", str(tmp_path / "x"), "--dagger-round-steps", "3")
     assert proc.returncode != 0 and "go with --dagger-rounds" in proc.stderr
     proc = embodia(*plain, "--run", str(tmp_path / "tuned"), "--init-from", str(run / "policy.pt"))
@@ -194,6 +196,36 @@ def assert_page_files_exist(page: Path) -> None:
 
 
 def test_max_failures_goes_with_workers(tmp_path):
-    proc = embodia("train", "--data", str(tmp_path), "--policy", "mlp", "--max-failures", "1")
+    proc = embodia("train", "--data", str(tmp_path), "--max-failures", "1", "policy:mlp")
     assert proc.returncode == 2
     assert "--max-failures goes with --workers N >= 1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_train_help_lists_every_policys_config_fields():
+    """`embodia train policy:NAME --help` lists every field of NAME's config but the ones the data decides."""
+    import dataclasses
+    import re
+
+    from embodia.cli import PolicyChoice
+    from embodia.policies.factory import policy_class_for, policy_config
+
+    proc = embodia("train", "--help")
+    assert proc.returncode == 0, proc.stderr
+    names = ("ebt", "ebt-dsm", "diffusion", "mlp", "agent", "navigator")
+    assert all(f"policy:{name}" in proc.stdout for name in names)
+    shown = set()
+    for name in names:
+        config = policy_config(name)
+        proc = embodia("train", f"policy:{name}", "--help", env_extra={"COLUMNS": "200"})
+        assert proc.returncode == 0, proc.stderr
+        for f in dataclasses.fields(config):
+            flag = f"--policy.{f.name.replace('_', '-')}"
+            if f.name == "inner":  # the inner policy: a nested subcommand with its own fields
+                assert "policy.inner:mlp" in proc.stdout
+            else:  # a flag, or a bool's pair of flags; the data's fields are none
+                listed = re.search(re.escape(flag) + "[ ,]", proc.stdout) is not None
+                assert listed == (f.name not in config.data_fields), (name, flag)
+        shown.add(policy_class_for(config).name)
+    assert len(PolicyChoice.__args__) == len(shown) == len(names)
+    proc = embodia("train", "policy:agent", "policy.inner:diffusion", "--help", env_extra={"COLUMNS": "200"})
+    assert "--policy.inner.num-inference-steps " in proc.stdout and "--policy.inner.obs-dim" not in proc.stdout

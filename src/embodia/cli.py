@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
@@ -9,8 +10,50 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import tyro
+from tyro.constructors import MISSING, MISSING_NONPROP, StructConstructorSpec, StructTypeInfo
+from tyro.constructors._struct_spec_dataclass import dataclass_rule  # the default rule, which ours extends
 
+from embodia.agents.model import AgentConfig
+from embodia.agents.navigator import NavigatorConfig
+from embodia.policies.base import PolicyConfig
+from embodia.policies.diffusion.configuration_diffusion import DiffusionConfig
+from embodia.policies.ebt.configuration_ebt import EBTConfig, EBTDSMConfig
+from embodia.policies.factory import data_placeholders, policy_config
+from embodia.policies.mlp.configuration_mlp import MLPConfig
 from embodia.training.config import TrainConfig
+from embodia.training.run import RunOptions
+
+PolicyChoice = (
+    Annotated[EBTConfig, tyro.conf.subcommand("ebt")]
+    | Annotated[EBTDSMConfig, tyro.conf.subcommand("ebt-dsm")]
+    | Annotated[DiffusionConfig, tyro.conf.subcommand("diffusion")]
+    | Annotated[MLPConfig, tyro.conf.subcommand("mlp")]
+    | Annotated[AgentConfig, tyro.conf.subcommand("agent")]
+    | Annotated[NavigatorConfig, tyro.conf.subcommand("navigator")]
+)
+"""The policy to train, one subcommand per policy (``embodia train policy:mlp --policy.hidden-dims 64 64``)."""
+
+POLICY_FLAGS = tyro.constructors.ConstructorRegistry()
+"""The command line's rule for policy configs: the fields the data decides are not flags."""
+
+
+@POLICY_FLAGS.struct_rule
+def _policy_config_flags(info: StructTypeInfo) -> StructConstructorSpec | None:
+    """A policy config's flags: every field but its ``data_fields`` (set from the data when training)."""
+    if not (isinstance(info.type, type) and issubclass(info.type, PolicyConfig)):
+        return None
+    spec = dataclass_rule(info)
+    placeholders = data_placeholders(info.type)
+    fields = []
+    for spec_field in spec.fields:
+        if spec_field.name in info.type.data_fields:
+            missing = spec_field.default is MISSING or spec_field.default is MISSING_NONPROP
+            default = placeholders[spec_field.name] if missing else spec_field.default
+            spec_field = dataclasses.replace(
+                spec_field, type=Annotated[spec_field.type, tyro.conf.Suppress], default=default
+            )
+        fields.append(spec_field)
+    return dataclasses.replace(spec, fields=tuple(fields))
 
 
 @dataclass
@@ -103,24 +146,14 @@ class TrainCommand:
 
     data: Path
     """Directory of episode files (*.h5)."""
-    policy: str = "ebt"
-    """Policy to train: ebt, ebt-dsm, diffusion, mlp, navigator (UrbanNav: Mem4Nav memory and street planner with a
-    learned controller; --policy-kwargs '{"memory": "full", "policy": "ebt", "act_from_phase": 1}') or agent
-    (UrbanNav: encoder + Mem4Nav memory + an inner policy, trained end to end)."""
+    policy: PolicyChoice = field(default_factory=lambda: policy_config("ebt"))
+    """Policy to train, with its config: ebt, ebt-dsm, diffusion, mlp, navigator (UrbanNav: Mem4Nav memory and
+    street planner with a learned controller) or agent (UrbanNav: encoder + Mem4Nav memory + an inner policy,
+    trained end to end). `embodia train policy:NAME --help` lists its flags."""
     run: Path | None = None
     """Run directory for TensorBoard events, checkpoints/last.pt, policy.pt and summary.json (default runs/<policy>)."""
     hp: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=TrainConfig)
-    policy_kwargs: str = "{}"
-    """JSON object of policy config overrides, e.g. '{"d_model": 128, "n_layers": 4}'."""
-    obs_keys: tuple[str, ...] | None = None
-    """Observation keys the policy sees (default: every numeric key of the episodes)."""
-    resume: bool = False
-    """Continue the run from its last checkpoint (same data and hyperparameters; the budget may grow)."""
-    overwrite: bool = False
-    """Delete an existing run in --run and start over."""
-    init_from: Path | None = None
-    """Fine-tune: start from this policy file's weights and normaliser (same policy and config) instead of fresh
-    weights."""
+    setup: Annotated[RunOptions, tyro.conf.OmitArgPrefixes] = field(default_factory=RunOptions)
     progress: bool = True
     """Show a progress bar."""
     workers: int = 0
@@ -213,7 +246,7 @@ class ListCommand:
 Command = (
     Annotated[DemoCommand, tyro.conf.subcommand("demo")]
     | Annotated[CollectCommand, tyro.conf.subcommand("collect")]
-    | Annotated[TrainCommand, tyro.conf.subcommand("train")]
+    | Annotated[TrainCommand, tyro.conf.subcommand("train"), tyro.conf.CascadeSubcommandArgs]
     | Annotated[EvalCommand, tyro.conf.subcommand("eval")]
     | Annotated[ReplayCommand, tyro.conf.subcommand("replay")]
     | Annotated[ListCommand, tyro.conf.subcommand("list")]
@@ -325,54 +358,41 @@ def run_train(cmd: TrainCommand) -> int:
     """Runs ``embodia train``."""
     import torch
 
-    from embodia.training.run import SUMMARY_NAME, train_run
+    from embodia.policies.factory import policy_class_for
+    from embodia.training.entry import train
 
     torch.set_num_threads(1)  # one thread per process; parallelism comes from Ray workers
-    run_dir = cmd.run if cmd.run is not None else Path("runs") / cmd.policy
-    if cmd.workers < 0:
-        raise ValueError(f"--workers must be >= 0, got {cmd.workers}")
+    name = policy_class_for(cmd.policy).name
+    run_dir = cmd.run if cmd.run is not None else Path("runs") / name
     if cmd.ray_address is not None and cmd.workers == 0 and cmd.dagger_workers == 0:
         raise ValueError("--ray-address needs --workers N >= 1 (or --dagger-workers N >= 1)")
-    kwargs = {
-        "policy_kwargs": _parse_json_object(cmd.policy_kwargs, "--policy-kwargs"),
-        "obs_keys": cmd.obs_keys,
-        "resume": cmd.resume,
-        "overwrite": cmd.overwrite,
-        "progress": cmd.progress,
-    }
-    if cmd.max_failures and not cmd.workers:
-        raise ValueError("--max-failures goes with --workers N >= 1 (Ray Train restarts lost workers)")
-    if cmd.init_from is not None and (cmd.workers or cmd.dagger_rounds):
-        raise ValueError("--init-from trains in this process: drop --workers/--dagger-rounds")
     if not cmd.dagger_rounds and (cmd.dagger_workers or cmd.dagger_round_steps is not None):
         raise ValueError("--dagger-workers and --dagger-round-steps go with --dagger-rounds N >= 1")
     if cmd.dagger_rounds:
         from embodia.runtime.dagger import train_with_dagger
 
-        if cmd.workers or cmd.resume or cmd.obs_keys is not None:
-            raise ValueError("--dagger-rounds trains in this process from scratch: drop --workers/--resume/--obs-keys")
+        opts = cmd.setup
+        if cmd.workers or cmd.max_failures or opts.resume or opts.obs_keys is not None or opts.init_from is not None:
+            raise ValueError(
+                "--dagger-rounds trains in this process from scratch: drop --workers/--resume/--obs-keys/--init-from"
+            )
         summary = train_with_dagger(
             cmd.data, cmd.policy, run_dir, cmd.hp, rounds=cmd.dagger_rounds, episodes=cmd.dagger_episodes,
             seed=cmd.dagger_seed, round_steps=cmd.dagger_round_steps, workers=cmd.dagger_workers,
-            ray_address=cmd.ray_address,
-            policy_kwargs=kwargs["policy_kwargs"], overwrite=cmd.overwrite, progress=cmd.progress,
+            ray_address=cmd.ray_address, overwrite=opts.overwrite, progress=cmd.progress,
         )  # fmt: skip
         for entry in summary["dagger"]:
             figures = ", ".join(f"{k} {v:.3f}" for k, v in entry["rollout_metrics"].items())
             print(f"DAgger round {entry['round']}: learner rollouts {figures}; {entry['episodes_trained_on']} episodes")
-    elif cmd.workers:
-        from embodia.training.distributed import train_distributed
-
-        summary = train_distributed(
-            cmd.data, cmd.policy, run_dir, cmd.hp, workers=cmd.workers, ray_address=cmd.ray_address,
-            max_failures=cmd.max_failures, **kwargs,
-        )  # fmt: skip
     else:
-        train_run(cmd.data, cmd.policy, run_dir, cmd.hp, init_from=cmd.init_from, **kwargs)
-        summary = json.loads((run_dir / SUMMARY_NAME).read_text())  # what train_run wrote
+        summary = train(
+            cmd.data, cmd.policy, run_dir, cmd.hp, cmd.setup, workers=cmd.workers,
+            ray_address=cmd.ray_address, max_failures=cmd.max_failures,
+            progress=cmd.progress,
+        ).to_dict()  # fmt: skip
     terms = ", ".join(f"{k} {v:.4g}" for k, v in summary["last_terms"].items() if k in ("loss", "lr"))
     print(
-        f"trained {cmd.policy} for {summary['steps']} steps ({summary['elapsed_s']:.1f} s, "
+        f"trained {name} for {summary['steps']} steps ({summary['elapsed_s']:.1f} s, "
         f"{summary['it_per_s_last_segment']:.1f} it/s, {max(cmd.workers, 1)} worker(s), stopped by "
         f"{summary['stopped_by']}); last {terms}"
     )
@@ -508,6 +528,11 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
+def parse_args(argv: list[str] | None = None) -> object:
+    """The command ``argv`` (default: ``sys.argv``) names, parsed; tyro reports a malformed flag and exits 2."""
+    return tyro.cli(Command, args=argv, prog="embodia", description=__doc__, registry=POLICY_FLAGS)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``embodia`` console script; returns the exit status."""
     handlers = {
@@ -525,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             # A malformed flag is reported by tyro: the argument, the problem and its help text, exit status 2.
-            cmd = tyro.cli(Command, args=argv, prog="embodia", description=__doc__)
+            cmd = parse_args(argv)
             return handlers[type(cmd)](cmd)
         except Exception as err:
             if not isinstance(err, _user_error_types()):

@@ -14,11 +14,13 @@ from embodia.agents.handover import HandoverController
 from embodia.agents.model import AgentConfig, AgentPolicy
 from embodia.envs.experts import make_expert
 from embodia.policies.base import CheckpointError, Policy
+from embodia.policies.factory import policy_config
 from embodia.runtime.policy_controller import policy_controller
 from embodia.training.config import TrainConfig
-from embodia.training.run import train_run
+from embodia.training.entry import train
+from embodia.training.run import RunOptions
 
-TINY = {"embed_dim": 16, "width": 16, "policy": "mlp", "policy_kwargs": '{"hidden_dims": [32, 32]}'}
+TINY = {"embed_dim": 16, "width": 16, "inner": policy_config("mlp", hidden_dims=(32, 32))}
 
 
 def tiny_agent(**kwargs) -> AgentPolicy:
@@ -55,7 +57,7 @@ def test_training_items_recompute_the_live_memory_contents(return_episodes):
 @pytest.mark.parametrize("inner", ["ebt", "mlp"])
 def test_policy_loss_reaches_encoder_R_and_read_init_through_the_memory(return_episodes, inner):
     """With the cycle loss off, R and read_init get gradients only from the policy loss through the memory items."""
-    policy = tiny_agent(memory="full", cycle_weight=0.0, policy=inner, policy_kwargs="{}")
+    policy = tiny_agent(memory="full", cycle_weight=0.0, inner=policy_config(inner))
     windows = AgentWindows(policy, return_episodes[:1])
     policy.fit_normalizer(windows.obs, windows.actions)
     batch = windows.sample(32, np.random.default_rng(0))
@@ -175,24 +177,22 @@ def test_agent_rejects_bad_observations(return_episodes):
         agent.act({**obs, "pose": np.array([np.nan, 0, 0], dtype=np.float32)})
 
 
-def test_train_run_trains_an_agent_and_resume_names_a_config_mismatch(tmp_path, return_demos):
+def test_train_trains_an_agent_and_resume_names_a_config_mismatch(tmp_path, return_demos):
     run = tmp_path / "run"
     config = TrainConfig(steps=6, batch_size=8, lr=1e-3, warmup_steps=1)
     kwargs = {**TINY, "memory": "no-graph", "act_from_phase": 1}
-    result = train_run(return_demos, "agent", run, config, policy_kwargs=kwargs, progress=False)
+    result = train(return_demos, policy_config("agent", **kwargs), run, config, progress=False)
     assert result.steps == 6
     summary = json.loads((run / "summary.json").read_text())
     assert summary["policy"] == "agent"
     assert (run / "tb").is_dir() and (run / "policy.pt").is_file()
-    resumed = train_run(
-        return_demos, "agent", run, TrainConfig(steps=8, batch_size=8, lr=1e-3, warmup_steps=1),
-        policy_kwargs=kwargs, resume=True, progress=False,
-    )  # fmt: skip
+    more = TrainConfig(steps=8, batch_size=8, lr=1e-3, warmup_steps=1)
+    resumed = train(return_demos, policy_config("agent", **kwargs), run, more, RunOptions(resume=True), progress=False)
     assert resumed.steps == 8
     with pytest.raises(ValueError, match="memory"):
-        train_run(
-            return_demos, "agent", run, TrainConfig(steps=10, batch_size=8, lr=1e-3, warmup_steps=1),
-            policy_kwargs={**kwargs, "memory": "full"}, resume=True, progress=False,
+        train(
+            return_demos, policy_config("agent", **{**kwargs, "memory": "full"}), run,
+            TrainConfig(steps=10, batch_size=8, lr=1e-3, warmup_steps=1), RunOptions(resume=True), progress=False,
         )  # fmt: skip
 
 

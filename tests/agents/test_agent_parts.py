@@ -9,6 +9,7 @@ from embodia.agents.model import AgentConfig, AgentPolicy
 from embodia.agents.perception import RayGeometry, RayPerception
 from embodia.agents.tokenizer import VOCABULARY, InstructionTokenizer, goal_landmark_class
 from embodia.envs.nav.city import LANDMARK_CLASSES
+from embodia.policies.factory import policy_config
 
 
 @pytest.mark.parametrize("env_id", ["embodia/UrbanNav-v0", "embodia/UrbanNav-Return-v0"])
@@ -81,9 +82,9 @@ def test_memory_modes_switch_the_parts():
     ("kwargs", "match"),
     [
         ({"memory": "lots"}, "memory mode"),
-        ({"policy": "transformer"}, "policy must be one of"),
-        ({"policy_kwargs": "{bad json"}, "policy_kwargs must be a JSON object"),
-        ({"policy_kwargs": '{"horizon": 4}'}, "may not set"),
+        ({"inner": "ebt"}, "inner must be a policy config"),
+        ({"inner": policy_config("navigator")}, "inner policy must be one of"),
+        ({"inner": policy_config("mlp", horizon=12)}, "horizon .* comes from the agent config"),
         ({"obs_dim": 7}, "obs_dim 7 disagrees"),
         ({"embed_dim": 0}, "embed_dim"),
         ({"act_from_phase": -1}, "act_from_phase"),
@@ -95,10 +96,20 @@ def test_agent_config_rejects_bad_values(kwargs, match):
         AgentConfig(**kwargs)
 
 
+def test_agent_config_reads_the_checkpoint_layout_before_typed_inner_configs():
+    config = AgentConfig(memory="stm", inner=policy_config("mlp", hidden_dims=(8,)))
+    assert AgentConfig.from_dict(config.to_dict()) == config
+    assert config.to_dict()["inner"]["policy"] == "mlp" and config.policy == "mlp"
+    old = {k: v for k, v in config.to_dict().items() if k != "inner"}
+    assert AgentConfig.from_dict({**old, "policy": "mlp", "policy_kwargs": '{"hidden_dims": [8]}'}) == config
+    with pytest.raises(ValueError, match="policy_kwargs must be a JSON object"):
+        AgentConfig.from_dict({**old, "policy": "mlp", "policy_kwargs": "{bad json"})
+
+
 def test_every_memory_mode_builds_the_same_inner_policy():
     sizes = {}
     for mode in MEMORY_MODES:
-        agent = AgentPolicy(AgentConfig(memory=mode, policy="mlp"))
+        agent = AgentPolicy(AgentConfig(memory=mode, inner=policy_config("mlp")))
         sizes[mode] = sum(p.numel() for p in agent.inner.parameters())
         assert (agent.memory is None) == (mode == "none")
     assert len(set(sizes.values())) == 1

@@ -15,7 +15,7 @@ from embodia.agents.planner import Plan
 from embodia.data.episodes import read_episode
 from embodia.envs.experts import make_expert
 from embodia.policies.base import Policy
-from embodia.policies.factory import make_policy
+from embodia.policies.factory import make_policy, policy_config
 from embodia.runtime.policy_controller import policy_controller
 from embodia.runtime.rollout import EpisodeSpec, RolloutWorker
 
@@ -50,14 +50,23 @@ def test_features_of_an_unknown_goal_hold_only_free_space():
 # ---------------------------------------------------------------------- config
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"policy": "agent"}, "policy must be one of"), ({"memory": "most"}, "memory mode must be one of"),
-     ({"obs_dim": 5}, "feature width"), ({"policy_kwargs": "[1]"}, "JSON object"),
-     ({"policy_kwargs": '{"horizon": 8}'}, "may not set"), ({"act_from_phase": -1}, "act_from_phase"),
-     ({"azimuths": 0}, "azimuth"), ({"azimuths": 72}, "multiple of 16")],
+    [({"inner": policy_config("ebt-dsm")}, "inner policy must be one of"),
+     ({"memory": "most"}, "memory mode must be one of"), ({"obs_dim": 5}, "feature width"),
+     ({"inner": policy_config("mlp", horizon=12)}, "horizon .* comes from the navigator config"),
+     ({"act_from_phase": -1}, "act_from_phase"), ({"azimuths": 0}, "azimuth"), ({"azimuths": 72}, "multiple of 16")],
 )  # fmt: skip
 def test_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
         NavigatorConfig(**kwargs)
+
+
+def test_config_reads_the_checkpoint_layout_before_typed_inner_configs():
+    config = NavigatorConfig(act_from_phase=1)
+    assert config.inner.energy_form == "residual" and NavigatorConfig.from_dict(config.to_dict()) == config
+    old = {k: v for k, v in config.to_dict().items() if k != "inner"}
+    assert NavigatorConfig.from_dict({**old, "policy": "ebt", "policy_kwargs": "{}"}) == config  # INNER_DEFAULTS
+    with pytest.raises(ValueError, match="JSON object"):
+        NavigatorConfig.from_dict({**old, "policy": "ebt", "policy_kwargs": "[1]"})
 
 
 # ---------------------------------------------------------------------- train and test see the same features
@@ -76,7 +85,7 @@ class RecordingNavigator(NavigatorAgent):
 
 def test_replayed_features_equal_the_rollouts(tmp_path, return_episodes):
     torch.manual_seed(0)
-    policy = fitted(make_policy("navigator", act_from_phase=1, policy="mlp"))
+    policy = fitted(make_policy("navigator", act_from_phase=1, inner=policy_config("mlp")))
     outbound = int(np.argmax(np.asarray(return_episodes[0].infos["phase"]) >= 1)) + 1  # steps until the hand-over
     agents = []
 
@@ -101,12 +110,13 @@ def test_replayed_features_are_reused_only_for_the_same_episode_and_settings(ret
 
     navigator._feature_cache.clear()
     episodes = return_episodes[:2]
-    policy = fitted(make_policy("navigator", act_from_phase=1, policy="mlp"))
+    policy = fitted(make_policy("navigator", act_from_phase=1, inner=policy_config("mlp")))
     first = NavigatorWindows(policy, episodes)
     again = NavigatorWindows(policy, episodes)
     assert (first.cache_hits, again.cache_hits) == (0, 2)
     np.testing.assert_array_equal(first.obs, again.obs)
-    blind = NavigatorWindows(fitted(make_policy("navigator", act_from_phase=1, memory="none", policy="mlp")), episodes)
+    blind_policy = fitted(make_policy("navigator", act_from_phase=1, memory="none", inner=policy_config("mlp")))
+    blind = NavigatorWindows(blind_policy, episodes)
     assert blind.cache_hits == 0  # other settings, other features
     depth = episodes[0].observations["depth"].copy()
     depth[-1] *= 0.5  # another episode that differs in one observation
@@ -115,8 +125,8 @@ def test_replayed_features_are_reused_only_for_the_same_episode_and_settings(ret
 
 
 def test_memoryless_navigator_locates_nothing_out_of_view(return_episodes):
-    policy = fitted(make_policy("navigator", act_from_phase=1, memory="none", policy="mlp"))
-    with_memory = fitted(make_policy("navigator", act_from_phase=1, policy="mlp"))
+    policy = fitted(make_policy("navigator", act_from_phase=1, memory="none", inner=policy_config("mlp")))
+    with_memory = fitted(make_policy("navigator", act_from_phase=1, inner=policy_config("mlp")))
     blind = NavigatorWindows(policy, return_episodes[:1])
     seeing = NavigatorWindows(with_memory, return_episodes[:1])
     acting = blind.get_batch(np.arange(len(blind)))["obs"][:, -1]
@@ -129,7 +139,7 @@ def test_memoryless_navigator_locates_nothing_out_of_view(return_episodes):
 @pytest.mark.parametrize("inner", ["ebt", "diffusion", "mlp"])
 def test_every_parameter_gets_a_gradient(inner):
     torch.manual_seed(0)
-    policy = fitted(make_policy("navigator", policy=inner)).train()
+    policy = fitted(make_policy("navigator", inner=NavigatorConfig.default_inner(inner))).train()
     rng = np.random.default_rng(1)
     c = policy.config
     batch = {"obs": rng.uniform(-1, 1, (16, c.n_obs_steps, NUM_FEATURES)), "action": rng.uniform(-1, 1, (16, 16, 3))}
@@ -143,7 +153,7 @@ def test_every_parameter_gets_a_gradient(inner):
 def test_checkpoint_loads_as_a_handover_controller(tmp_path):
     import gymnasium as gym
 
-    policy = fitted(make_policy("navigator", act_from_phase=1, policy="mlp"))
+    policy = fitted(make_policy("navigator", act_from_phase=1, inner=policy_config("mlp")))
     path = policy.save(tmp_path / "policy.pt")
     loaded = Policy.load(path)
     assert isinstance(loaded, NavigatorPolicy) and loaded.config == policy.config
@@ -154,8 +164,8 @@ def test_checkpoint_loads_as_a_handover_controller(tmp_path):
             policy_controller(path)
     finally:
         env.close()
-    assert isinstance(policy_controller(fitted(make_policy("navigator", policy="mlp")).save(tmp_path / "b.pt")),
-                      NavigatorAgent)  # fmt: skip
+    saved = fitted(make_policy("navigator", inner=policy_config("mlp"))).save(tmp_path / "b.pt")
+    assert isinstance(policy_controller(saved), NavigatorAgent)
 
 
 def test_eval_media_reads_the_navigators_inner_energy(return_episodes):
@@ -168,7 +178,7 @@ def test_eval_media_reads_the_navigators_inner_energy(return_episodes):
 
 
 def test_an_unknown_landmark_is_a_one_line_error_and_an_unseen_one_means_exploring(return_episodes):
-    policy = fitted(make_policy("navigator", act_from_phase=1, policy="mlp"))
+    policy = fitted(make_policy("navigator", act_from_phase=1, inner=policy_config("mlp")))
     agent = NavigatorAgent(policy)
     obs = {k: v[0] for k, v in return_episodes[0].observations.items()}
     with pytest.raises(ValueError, match="names no known landmark") as err:

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from embodia.policies.factory import policy_config
 from embodia.replay.report_html import Page, svg_curve, write_page
 from embodia.runtime.collect import collect
 from embodia.training.config import TrainConfig
-from embodia.training.run import train_run
+from embodia.training.entry import train
+from embodia.training.run import RunOptions
 
 
 def referenced(page: Path) -> list[str]:
@@ -36,7 +38,7 @@ def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("report_run")
     collect("embodia/PushBlock-v0", 2, root / "demos", seed=0, progress=False)
     config = TrainConfig(steps=30, batch_size=16, lr=1e-3, warmup_steps=2, log_every=5)
-    train_run(root / "demos", "mlp", root / "run", config, obs_keys=("state",), progress=False)
+    train(root / "demos", policy_config("mlp"), root / "run", config, RunOptions(obs_keys=("state",)), progress=False)
     return root
 
 

@@ -10,12 +10,14 @@ import pytest
 from embodia.data.episodes import episode_files, read_episode
 from embodia.envs.experts import make_expert
 from embodia.policies.base import Policy
+from embodia.policies.factory import policy_config
 from embodia.runtime.collect import collect
 from embodia.runtime.dagger import train_with_dagger
 from embodia.runtime.rollout import EpisodeSpec, RolloutWorker, make_env
 from embodia.training.config import TrainConfig
 
 ENV = "embodia/DetourReach-Sided-v0"
+MLP = policy_config("mlp")
 
 
 class StandStill:
@@ -55,7 +57,7 @@ def test_train_with_dagger_aggregates_rounds_and_logs_them(tmp_path):
     collect(ENV, 2, demos, seed=0, progress=False)
     config = TrainConfig(steps=10, batch_size=8, warmup_steps=2, checkpoint_every=100)
     run = tmp_path / "run"
-    summary = train_with_dagger(demos, "mlp", run, config, rounds=2, episodes=2, seed=50, progress=False)
+    summary = train_with_dagger(demos, MLP, run, config, rounds=2, episodes=2, seed=50, progress=False)
     assert [r["round"] for r in summary["dagger"]] == [1, 2]
     assert summary["dagger"][1]["seeds"] == [52, 53] and summary["dagger"][1]["episodes_trained_on"] == 6
     assert "success" in summary["dagger"][0]["rollout_metrics"]
@@ -67,12 +69,12 @@ def test_train_with_dagger_aggregates_rounds_and_logs_them(tmp_path):
     assert isinstance(Policy.load(run / "policy.pt"), Policy)
     assert list((run / "dagger").glob("events.out.tfevents.*"))
     with pytest.raises(ValueError, match="already holds a run"):
-        train_with_dagger(demos, "mlp", run, config, rounds=1, episodes=1, progress=False)
+        train_with_dagger(demos, MLP, run, config, rounds=1, episodes=1, progress=False)
     interrupted = tmp_path / "interrupted"  # a plain run without policy.pt (stopped early) is not overwritten either
     (interrupted / "checkpoints").mkdir(parents=True)
     (interrupted / "summary.json").write_text("{}")
     with pytest.raises(ValueError, match="already holds a run"):
-        train_with_dagger(demos, "mlp", interrupted, config, rounds=1, episodes=1, progress=False)
+        train_with_dagger(demos, MLP, interrupted, config, rounds=1, episodes=1, progress=False)
     assert (interrupted / "summary.json").read_text() == "{}"
 
 
@@ -81,13 +83,13 @@ def test_dagger_rounds_can_fine_tune_the_previous_rounds_policy(tmp_path):
     collect(ENV, 2, demos, seed=0, progress=False)
     config = TrainConfig(steps=10, batch_size=8, warmup_steps=2, checkpoint_every=100)
     run = tmp_path / "run"
-    summary = train_with_dagger(demos, "mlp", run, config, rounds=2, episodes=1, round_steps=3, progress=False)
+    summary = train_with_dagger(demos, MLP, run, config, rounds=2, episodes=1, round_steps=3, progress=False)
     assert summary["steps"] == 3 and summary["init_from"] == str(run / "dagger" / "round_1" / "policy.pt")
     round_1 = json.loads((run / "dagger" / "round_1" / "summary.json").read_text())
     assert round_1["steps"] == 3 and round_1["init_from"] == str(run / "dagger" / "round_0" / "policy.pt")
     assert json.loads((run / "dagger" / "round_0" / "summary.json").read_text())["init_from"] is None
     with pytest.raises(ValueError, match="--dagger-round-steps must be an integer >= 1"):
-        train_with_dagger(demos, "mlp", tmp_path / "bad", config, rounds=1, episodes=1, round_steps=0, progress=False)
+        train_with_dagger(demos, MLP, tmp_path / "bad", config, rounds=1, episodes=1, round_steps=0, progress=False)
 
 
 @pytest.mark.parametrize(
@@ -103,7 +105,7 @@ def test_bad_dagger_arguments_are_refused_before_training(tmp_path, kwargs, matc
     args = {"rounds": 1, "episodes": 1, **kwargs}
     data = tmp_path / args.pop("data", "empty")
     with pytest.raises(ValueError, match=match):
-        train_with_dagger(data, "mlp", tmp_path / "run", TrainConfig(steps=5), progress=False, **args)
+        train_with_dagger(data, MLP, tmp_path / "run", TrainConfig(steps=5), progress=False, **args)
     assert not (tmp_path / "run").exists()
 
 

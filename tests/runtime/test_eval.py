@@ -10,9 +10,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from embodia.cli import main
 from embodia.data.episodes import episode_files, read_episode
+from embodia.policies.factory import policy_config
 from embodia.runtime.collect import collect
 from embodia.training.config import TrainConfig
-from embodia.training.run import train_run
+from embodia.training.entry import train
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +22,8 @@ def checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     collect("embodia/DetourReach-v0", 4, root / "demos", progress=False)
     config = TrainConfig(steps=30, lr=1e-3, warmup_steps=5)
-    kwargs = {"d_model": 32, "n_layers": 1, "n_heads": 2, "num_inference_steps": 3}
-    train_run(root / "demos", "diffusion", root / "run", config, policy_kwargs=kwargs, progress=False)
+    policy = policy_config("diffusion", d_model=32, n_layers=1, n_heads=2, num_inference_steps=3)
+    train(root / "demos", policy, root / "run", config, progress=False)
     return root / "run" / "policy.pt"
 
 
@@ -53,8 +54,8 @@ def test_eval_of_ebt_logs_the_energy_of_every_chunk(tmp_path):
     """EBT's final chunk energy (its uncertainty signal) reaches the summary, the episode files and TensorBoard."""
     collect("embodia/DetourReach-v0", 2, tmp_path / "demos", progress=False)
     config = TrainConfig(steps=5, lr=1e-3, warmup_steps=2, batch_size=8)
-    kwargs = {"d_model": 32, "n_layers": 1, "n_heads": 2}
-    train_run(tmp_path / "demos", "ebt", tmp_path / "run", config, policy_kwargs=kwargs, progress=False)
+    policy = policy_config("ebt", d_model=32, n_layers=1, n_heads=2)
+    train(tmp_path / "demos", policy, tmp_path / "run", config, progress=False)
     out = tmp_path / "eval"
     args = ["eval", "--checkpoint", str(tmp_path / "run" / "policy.pt"), "--env", "embodia/DetourReach-v0",
             "--episodes", "2", "--out", str(out), "--no-progress"]  # fmt: skip

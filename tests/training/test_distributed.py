@@ -9,9 +9,13 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from embodia.policies import Policy
+from embodia.policies.factory import policy_config
 from embodia.runtime.collect import collect
 from embodia.training.config import TrainConfig
-from embodia.training.distributed import train_distributed
+from embodia.training.entry import train
+from embodia.training.run import RunOptions
+
+MLP = policy_config("mlp", hidden_dims=(64, 64))
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +28,8 @@ def demos(tmp_path_factory):
 def test_two_worker_run_learns_and_only_the_chief_writes(ray_session, demos, tmp_path):
     run = tmp_path / "ddp"
     config = TrainConfig(steps=120, lr=1e-3, warmup_steps=10, log_every=20, batch_size=32)
-    summary = train_distributed(
-        demos, "mlp", run, config, workers=2, policy_kwargs={"hidden_dims": [64, 64]}, progress=False
-    )
-    assert summary["steps"] == 120 and summary["samples"] == 120 * 32 * 2  # each step sees both workers' batches
+    summary = train(demos, MLP, run, config, workers=2, progress=False)
+    assert summary.steps == 120 and summary.samples == 120 * 32 * 2  # each step sees both workers' batches
     acc = EventAccumulator(str(run / "tb"))
     acc.Reload()
     loss = [e.value for e in acc.Scalars("train/loss")]
@@ -42,19 +44,15 @@ def test_two_worker_run_learns_and_only_the_chief_writes(ray_session, demos, tmp
 
     # Resume with a larger budget: every worker loads the chief's checkpoint and goes on from step 120.
     more = TrainConfig(**{**config.to_dict(), "steps": 160})
-    summary = train_distributed(
-        demos, "mlp", run, more, workers=2, policy_kwargs={"hidden_dims": [64, 64]}, resume=True, progress=False
-    )
-    assert summary["steps"] == 160
+    summary = train(demos, MLP, run, more, RunOptions(resume=True), workers=2, progress=False)
+    assert summary.steps == 160 and summary.restarts == []
 
 
 def test_distributed_errors_are_checked_before_workers_start(ray_session, demos, tmp_path):
     with pytest.raises(ValueError, match="no checkpoint"):
-        train_distributed(demos, "mlp", tmp_path / "none", TrainConfig(steps=5), workers=2, resume=True)
+        train(demos, MLP, tmp_path / "none", TrainConfig(steps=5), RunOptions(resume=True), workers=2)
     with pytest.raises(RuntimeError, match="non-finite loss"):
-        train_distributed(
-            demos, "mlp", tmp_path / "nan", TrainConfig(steps=50, lr=1e30, warmup_steps=0), workers=2, progress=False
-        )
+        train(demos, MLP, tmp_path / "nan", TrainConfig(steps=50, lr=1e30, warmup_steps=0), workers=2, progress=False)
 
 
 @pytest.mark.slow
@@ -70,9 +68,9 @@ def test_a_killed_worker_restarts_and_the_run_finishes(demos, tmp_path):
     import psutil
 
     run = tmp_path / "ft"
-    args = [sys.executable, "-m", "embodia.cli", "train", "--data", str(demos), "--policy", "mlp", "--run", str(run),
+    args = [sys.executable, "-m", "embodia.cli", "train", "--data", str(demos), "--run", str(run),
             "--steps", "3000", "--batch-size", "16", "--lr", "1e-3", "--workers", "2", "--max-failures", "1",
-            "--checkpoint-every", "200", "--no-progress"]  # fmt: skip
+            "--checkpoint-every", "200", "--no-progress", "policy:mlp"]  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
     try:
         deadline = time.monotonic() + 180

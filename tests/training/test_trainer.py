@@ -23,18 +23,21 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from embodia.cli import main
 from embodia.policies import Policy
 from embodia.policies.base import CheckpointError
+from embodia.policies.factory import policy_config
 from embodia.runtime.collect import collect
 from embodia.training.config import TrainConfig
 from embodia.training.ema import EMA
-from embodia.training.run import train_run
+from embodia.training.entry import train
+from embodia.training.run import RunOptions
 from embodia.training.schedule import lr_factor
 from embodia.training.state import load_train_state
+from embodia.training.summary import TrainSummary
 from embodia.training.trainer import TrainingDivergedError
 
 torch.set_num_threads(1)
 
-MLP = {"hidden_dims": [32, 32]}
-EBT_TINY = {"d_model": 32, "n_heads": 2, "n_layers": 1, "n_obs_layers": 0}
+MLP = policy_config("mlp", hidden_dims=(32, 32))
+EBT_TINY = policy_config("ebt", d_model=32, n_heads=2, n_layers=1, n_obs_layers=0)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +132,7 @@ def test_train_config_round_trip_and_budget():
 def test_mlp_run_learns_and_writes_tensorboard_and_checkpoints(demos, tmp_path):
     run = tmp_path / "mlp"
     config = TrainConfig(steps=300, lr=1e-3, warmup_steps=20, log_every=25, checkpoint_every=100)
-    result = train_run(demos, "mlp", run, config, policy_kwargs=MLP, progress=False)
+    result = train(demos, MLP, run, config, progress=False)
     assert result.steps == 300 and result.stopped_by == "steps"
     acc = scalars(run)
     loss = [e.value for e in acc.Scalars("train/loss")]
@@ -146,13 +149,11 @@ def test_mlp_run_learns_and_writes_tensorboard_and_checkpoints(demos, tmp_path):
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert state["progress"]["step"] == 300
     policy = Policy.load(run / "policy.pt")  # the EMA weights
-    for name, tensor in policy.state_dict().items():
-        torch.testing.assert_close(tensor, result.policy.state_dict()[name])
-    assert not all(
-        torch.equal(a, b)
-        for a, b in zip(policy.state_dict().values(), result.trained_policy.state_dict().values(), strict=True)
-    )
-    assert (run / "summary.json").is_file()
+    for name, tensor in state["ema"]["model"].items():
+        torch.testing.assert_close(tensor, policy.state_dict()[name])
+    trained = state["policy"]["state_dict"]
+    assert not all(torch.equal(tensor, policy.state_dict()[name]) for name, tensor in trained.items())
+    assert TrainSummary.from_dict(json.loads((run / "summary.json").read_text())) == result
     config = json.loads((run / "config.json").read_text())
     assert config["policy"] == "mlp" and config["train_config"]["lr"] == 1e-3 and config["data"]["episodes"] == 6
 
@@ -160,7 +161,7 @@ def test_mlp_run_learns_and_writes_tensorboard_and_checkpoints(demos, tmp_path):
 def test_ebt_run_logs_its_energy_terms(demos, tmp_path):
     run = tmp_path / "ebt"
     config = TrainConfig(steps=4, log_every=2, batch_size=8)
-    train_run(demos, "ebt", run, config, policy_kwargs=EBT_TINY, progress=False)
+    train(demos, EBT_TINY, run, config, progress=False)
     tags = scalars(run).Tags()["scalars"]
     for term in ("loss", "lr", "energy_first", "alpha", "grad_norm_a", "step_rms_0"):
         assert f"train/{term}" in tags
@@ -179,7 +180,7 @@ def test_a_paused_run_goes_on_with_the_same_schedule(demos):
     for pauses in ([], [7, 15]):
         torch.manual_seed(0)
         policy = make_policy(
-            "mlp", obs_dim=windows.obs_dim, action_dim=windows.action_dim, horizon=8, n_action_steps=4, **MLP
+            "mlp", MLP, obs_dim=windows.obs_dim, action_dim=windows.action_dim, horizon=8, n_action_steps=4
         )
         policy.fit_normalizer(windows.obs, windows.actions)
         trainer = Trainer(policy, windows, TrainConfig(steps=20, lr=1e-3, warmup_steps=5), progress=False)
@@ -226,9 +227,9 @@ def test_training_state_round_trip_is_exact(demos):
 
 def _train_cmd(demos: Path, run: Path, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "embodia.cli", "train", "--data", str(demos), "--policy", "mlp", "--run", str(run),
+        sys.executable, "-m", "embodia.cli", "train", "--data", str(demos), "--run", str(run),
         "--steps", "4000", "--lr", "1e-3", "--batch-size", "16", "--checkpoint-every", "200", "--no-progress",
-        "--policy-kwargs", '{"hidden_dims": [32, 32]}', *extra,
+        "policy:mlp", "--policy.hidden-dims", "32", "32", *extra,
     ]  # fmt: skip
 
 
@@ -273,56 +274,60 @@ def test_sigkill_then_resume_continues_from_the_last_checkpoint(demos, tmp_path)
 def test_non_finite_loss_stops_naming_step_and_terms(demos, tmp_path):
     config = TrainConfig(steps=50, lr=1e30, warmup_steps=0)
     with pytest.raises(TrainingDivergedError, match=r"step 2: non-finite loss, mse \(loss terms: loss=nan, mse=nan\)"):
-        train_run(demos, "mlp", tmp_path / "nan", config, policy_kwargs=MLP, progress=False)
+        train(demos, MLP, tmp_path / "nan", config, progress=False)
     assert not (tmp_path / "nan" / "checkpoints" / "last.pt").exists()
     assert not (tmp_path / "nan" / "policy.pt").exists()
 
 
 def test_resume_errors(demos, tmp_path):
     config = TrainConfig(steps=5)
+    resume, overwrite = RunOptions(resume=True), RunOptions(overwrite=True)
     with pytest.raises(ValueError, match=r"no checkpoint at .*nothing to resume"):
-        train_run(demos, "mlp", tmp_path / "none", config, resume=True, progress=False)
-    train_run(demos, "mlp", tmp_path / "run", config, policy_kwargs=MLP, progress=False)
+        train(demos, policy_config("mlp"), tmp_path / "none", config, resume, progress=False)
+    train(demos, MLP, tmp_path / "run", config, progress=False)
     with pytest.raises(ValueError, match="already holds a run"):
-        train_run(demos, "mlp", tmp_path / "run", config, policy_kwargs=MLP, progress=False)
+        train(demos, MLP, tmp_path / "run", config, progress=False)
     with pytest.raises(ValueError, match="budget --steps 5 is used up"):
-        train_run(demos, "mlp", tmp_path / "run", config, policy_kwargs=MLP, resume=True, progress=False)
+        train(demos, MLP, tmp_path / "run", config, resume, progress=False)
     longer = TrainConfig(steps=10)
     with pytest.raises(ValueError, match="trains a 'mlp' policy, not 'diffusion'"):
-        train_run(demos, "diffusion", tmp_path / "run", longer, resume=True, progress=False)
+        train(demos, policy_config("diffusion"), tmp_path / "run", longer, resume, progress=False)
     with pytest.raises(ValueError, match=r"policy config differs .*hidden_dims"):
-        train_run(
-            demos, "mlp", tmp_path / "run", longer, policy_kwargs={"hidden_dims": [16]}, resume=True, progress=False
-        )
+        train(demos, policy_config("mlp", hidden_dims=(16,)), tmp_path / "run", longer, resume, progress=False)
     other = tmp_path / "other"
     collect("embodia/DetourReach-v0", 2, other, seed=100, progress=False)
     with pytest.raises(ValueError, match="not the data"):
-        train_run(other, "mlp", tmp_path / "run", longer, policy_kwargs=MLP, resume=True, progress=False)
+        train(other, MLP, tmp_path / "run", longer, resume, progress=False)
     ckpt = tmp_path / "run" / "checkpoints" / "last.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:500])  # truncated
     with pytest.raises(CheckpointError, match="cannot resume from it: corrupt or unreadable"):
-        train_run(demos, "mlp", tmp_path / "run", longer, policy_kwargs=MLP, resume=True, progress=False)
+        train(demos, MLP, tmp_path / "run", longer, resume, progress=False)
     Policy.load(tmp_path / "run" / "policy.pt").save(ckpt)  # a policy file where the training state belongs
     with pytest.raises(CheckpointError, match="holds a policy checkpoint, not a training checkpoint"):
-        train_run(demos, "mlp", tmp_path / "run", longer, policy_kwargs=MLP, resume=True, progress=False)
-    result = train_run(demos, "mlp", tmp_path / "run", longer, policy_kwargs=MLP, overwrite=True, progress=False)
+        train(demos, MLP, tmp_path / "run", longer, resume, progress=False)
+    with pytest.raises(ValueError, match="--resume and --overwrite exclude each other"):
+        RunOptions(resume=True, overwrite=True)
+    result = train(demos, MLP, tmp_path / "run", longer, overwrite, progress=False)
     assert result.steps == 10
 
 
 def test_cli_train_and_its_errors(demos, tmp_path, capsys):
     run = tmp_path / "cli"
-    assert main(["train", "--data", str(demos), "--policy", "mlp", "--run", str(run), "--steps", "20",
-                 "--no-progress", "--policy-kwargs", '{"hidden_dims": [16]}']) == 0  # fmt: skip
+    assert main(["train", "--data", str(demos), "--run", str(run), "--steps", "20", "--no-progress",
+                 "policy:mlp", "--policy.hidden-dims", "16"]) == 0  # fmt: skip
     assert "trained mlp for 20 steps" in capsys.readouterr().out
+    assert json.loads((run / "config.json").read_text())["policy_config"]["hidden_dims"] == [16]
     assert main(["train", "--data", str(tmp_path / "missing"), "--run", str(run), "--steps", "5"]) == 2
     assert "is not a directory of episode files" in capsys.readouterr().err
     assert main(["train", "--data", str(demos), "--run", str(tmp_path / "x")]) == 2
     assert "set a training budget" in capsys.readouterr().err
-    assert main(["train", "--data", str(demos), "--policy", "nope", "--run", str(tmp_path / "x"), "--steps", "1"]) == 2
-    assert "unknown policy 'nope'" in capsys.readouterr().err
-    assert main(["train", "--data", str(demos), "--run", str(tmp_path / "x"), "--steps", "1",
-                 "--policy-kwargs", '{"obs_dim": 3}']) == 2  # fmt: skip
-    assert "comes from the data" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # tyro: an unknown subcommand, exit status 2
+        main(["train", "--data", str(demos), "--run", str(tmp_path / "x"), "--steps", "1", "policy:nope"])
+    assert exit_info.value.code == 2 and "policy:nope" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # the data's fields are no flags
+        main(["train", "--data", str(demos), "--run", str(tmp_path / "x"), "--steps", "1", "policy:mlp",
+              "--policy.obs-dim", "3"])  # fmt: skip
+    assert exit_info.value.code == 2 and "--policy.obs-dim" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["train", "--data", str(empty), "--run", str(tmp_path / "x"), "--steps", "1"]) == 2
@@ -353,20 +358,20 @@ def test_trainer_checks_its_inputs(demos):
 
 def test_init_from_starts_from_a_policy_files_weights_and_normaliser(demos, tmp_path):
     first = tmp_path / "first"
-    train_run(demos, "mlp", first, TrainConfig(steps=20, lr=1e-3, warmup_steps=0), policy_kwargs=MLP, progress=False)
+    train(demos, MLP, first, TrainConfig(steps=20, lr=1e-3, warmup_steps=0), progress=False)
     start = Policy.load(first / "policy.pt")
     other = tmp_path / "other"  # other data: a fresh run would fit another normaliser
     collect("embodia/DetourReach-v0", 2, other, seed=100, progress=False)
     tuned = tmp_path / "tuned"
     tiny = TrainConfig(steps=1, lr=1e-12, warmup_steps=0, ema=False)  # one step that barely moves the weights
-    train_run(other, "mlp", tuned, tiny, policy_kwargs=MLP, init_from=first / "policy.pt", progress=False)
+    train(other, MLP, tuned, tiny, RunOptions(init_from=first / "policy.pt"), progress=False)
     result = Policy.load(tuned / "policy.pt")
     for (name, a), b in zip(start.state_dict().items(), result.state_dict().values(), strict=True):
         torch.testing.assert_close(b, a, atol=1e-8, rtol=0, msg=name)  # normaliser included: carried, not refitted
     summary = json.loads((tuned / "summary.json").read_text())
     assert summary["init_from"] == str(first / "policy.pt")
     fresh = tmp_path / "fresh"
-    train_run(other, "mlp", fresh, tiny, policy_kwargs=MLP, progress=False)
+    train(other, MLP, fresh, tiny, progress=False)
     fresh_normaliser = Policy.load(fresh / "policy.pt").normalizer.state_dict()
     assert json.loads((fresh / "summary.json").read_text())["init_from"] is None
     assert any(not torch.equal(fresh_normaliser[k], v) for k, v in start.normalizer.state_dict().items())
@@ -375,12 +380,12 @@ def test_init_from_starts_from_a_policy_files_weights_and_normaliser(demos, tmp_
 def test_init_from_refuses_another_policy_or_config(demos, tmp_path):
     first = tmp_path / "first"
     config = TrainConfig(steps=2, warmup_steps=0)
-    train_run(demos, "mlp", first, config, policy_kwargs=MLP, progress=False)
+    train(demos, MLP, first, config, progress=False)
+    start = RunOptions(init_from=first / "policy.pt")
     with pytest.raises(ValueError, match=r"has another config: hidden_dims=\(32, 32\) \(run: \(16,\)\)"):
-        train_run(demos, "mlp", tmp_path / "a", config, policy_kwargs={"hidden_dims": [16]},
-                  init_from=first / "policy.pt", progress=False)  # fmt: skip
+        train(demos, policy_config("mlp", hidden_dims=(16,)), tmp_path / "a", config, start, progress=False)
     with pytest.raises(ValueError, match="holds a 'mlp' policy, not 'diffusion'"):
-        train_run(demos, "diffusion", tmp_path / "b", config, init_from=first / "policy.pt", progress=False)
+        train(demos, policy_config("diffusion"), tmp_path / "b", config, start, progress=False)
     with pytest.raises(CheckpointError, match="no such file"):
-        train_run(demos, "mlp", tmp_path / "c", config, init_from=tmp_path / "missing.pt", progress=False)
+        train(demos, MLP, tmp_path / "c", config, RunOptions(init_from=tmp_path / "missing.pt"), progress=False)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -26,6 +26,16 @@ def test_every_recipe_is_shipped_with_a_record():
     assert total < 16 * 2**20  # the package stays small
 
 
+def test_every_shipped_checkpoint_was_trained_with_its_recipes_policy_config():
+    """A recipe's policy flags are the config its shipped checkpoint holds (the data's fields aside)."""
+    import dataclasses
+
+    for name, entry in RECIPES.items():
+        shipped = Policy.load(f"zoo:{name}").config
+        data = {k: getattr(shipped, k) for k in shipped.data_fields}
+        assert dataclasses.replace(entry.policy_config(), **data) == shipped, name
+
+
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_zoo_entry_loads_and_acts_on_one_episode(name, tmp_path):
     """One whole held-out episode per entry, run as `embodia eval` runs it; its result is the recorded one."""
@@ -88,7 +98,7 @@ def test_zoo_list_prints_every_entry_with_its_figures(capsys):
     out = capsys.readouterr().out
     for name, entry in RECIPES.items():
         assert f"zoo:{name}  ({entry.env_id})" in out
-        assert f"--policy {entry.train[entry.train.index('--policy') + 1]}" in out
+        assert f"policy:{entry.policy}" in out
         assert "measured by: embodia " + " ".join(entry.eval_args(f"zoo:{name}", f"runs/eval/{name}")) in out
     assert "not shipped" not in out
 
@@ -117,15 +127,14 @@ def test_recorded_figures_are_what_embodia_eval_prints(name, tmp_path):
 
 def test_recipes_are_commands_of_this_cli():
     """Every recipe's commands parse (tyro) as the subcommands they claim to be."""
-    import tyro
-
-    from embodia.cli import CollectCommand, Command, TrainCommand
+    from embodia.cli import CollectCommand, TrainCommand, parse_args
 
     for entry in RECIPES.values():
         collect_args, train_args = entry.commands("D", "R")
-        assert isinstance(tyro.cli(Command, args=collect_args), CollectCommand)
-        train = tyro.cli(Command, args=train_args)
+        assert isinstance(parse_args(collect_args), CollectCommand)
+        train = parse_args(train_args)
         assert isinstance(train, TrainCommand) and train.hp.steps == entry.train_steps() and train.data == Path("D")
+        assert train.policy == entry.policy_config()  # the typed config the demo trains for this entry
 
 
 def test_eval_of_a_zoo_entry_defaults_to_its_recorded_env(tmp_path, capsys):

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ from torch.nn import functional as F
 
 from embodia.agents.ablation import check_memory_mode, memory_config
 from embodia.agents.encoder import ObservationEncoder
+from embodia.agents.inner import AnyInner, WrapsPolicy
 from embodia.agents.perception import SensorFields
 from embodia.agents.tokenizer import InstructionTokenizer
 from embodia.data.episodes import Episode
@@ -49,7 +50,7 @@ from embodia.envs.nav.city import NUM_LANDMARK_CLASSES
 from embodia.memory.mem4nav import Mem4NavConfig, Mem4NavMemory, MemoryReadout
 from embodia.memory.topology import TopologyConfig
 from embodia.policies.base import CheckpointError, Policy, PolicyConfig
-from embodia.policies.factory import inner_policy_kwargs, make_policy
+from embodia.policies.factory import inner_config, make_policy, policy_config
 from embodia.validation import check_int, check_number
 
 __all__ = ["AgentConfig", "AgentLayout", "AgentPolicy"]
@@ -60,7 +61,7 @@ INNER_POLICIES = ("ebt", "ebt-dsm", "diffusion", "mlp")
 
 
 @dataclass(kw_only=True)
-class AgentConfig(PolicyConfig, SensorFields):
+class AgentConfig(WrapsPolicy, PolicyConfig, SensorFields):
     """An UrbanNav agent: sensor layout, encoder, memory ablation mode and inner policy.
 
     The sensor fields come from :class:`~embodia.agents.perception.SensorFields`.
@@ -78,10 +79,9 @@ class AgentConfig(PolicyConfig, SensorFields):
     """d: width of the observation embedding and of memory embeddings (tokens are 2d)."""
     width: int = 64
     """Hidden width of the encoder and the memory reader."""
-    policy: str = "ebt"
-    """Inner policy: ``ebt`` (EBT-Policy), ``ebt-dsm``, ``diffusion`` or ``mlp``."""
-    policy_kwargs: str = "{}"
-    """JSON object of inner policy config fields (e.g. ``{"inference_steps": 2}``)."""
+    inner: AnyInner = field(default_factory=lambda: policy_config("ebt"))
+    """Inner policy: EBT-Policy (default), EBT-DSM, Diffusion Policy or MLP, with its config (the agent sets its
+    window fields)."""
     max_tokens: int = 64
     """L: instruction tokens per step."""
     rgb_size: int = 0
@@ -99,6 +99,12 @@ class AgentConfig(PolicyConfig, SensorFields):
     observes, the hand-over protocol of ``embodia.agents.handover``); training samples are the steps of these
     phases (the memory is still written from step 0)."""
 
+    data_fields: ClassVar[tuple[str, ...]] = (
+        *PolicyConfig.data_fields, "elevations", "azimuths", "min_elevation_deg", "max_elevation_deg", "max_range",
+        "sensor_height",
+    )  # fmt: skip
+    inner_policies: ClassVar[tuple[str, ...]] = INNER_POLICIES
+
     def __post_init__(self) -> None:
         check_memory_mode(self.memory)
         for name in ("embed_dim", "width", "max_tokens", "elevations", "azimuths"):
@@ -109,9 +115,8 @@ class AgentConfig(PolicyConfig, SensorFields):
             check_number(name, getattr(self, name))
         check_number("cycle_weight", self.cycle_weight, strict=False)
         check_number("graph_delta", self.graph_delta, strict=False, high=2.0)
-        if self.policy not in INNER_POLICIES:
-            raise ValueError(f"policy must be one of {', '.join(INNER_POLICIES)}; got {self.policy!r}")
-        self.inner_kwargs()  # validates the JSON
+        self.check_inner()
+        self.inner_policy_config()  # validates the inner config's window fields
         derived = AgentLayout(self).width
         if self.obs_dim == 0:
             self.obs_dim = derived
@@ -119,9 +124,12 @@ class AgentConfig(PolicyConfig, SensorFields):
             raise ValueError(f"obs_dim {self.obs_dim} disagrees with the layout of this config ({derived}); use 0")
         super().__post_init__()
 
-    def inner_kwargs(self) -> dict:
-        """The inner policy's config fields from ``policy_kwargs``."""
-        return inner_policy_kwargs(self.policy_kwargs, "agent config")
+    def inner_policy_config(self) -> PolicyConfig:
+        """The inner policy's config: :attr:`inner` with the window fields this config decides."""
+        return inner_config(
+            self.inner, "agent config", obs_dim=2 * self.embed_dim, action_dim=self.action_dim,
+            n_obs_steps=self.n_obs_steps, horizon=self.horizon, n_action_steps=self.n_action_steps,
+        )  # fmt: skip
 
     @property
     def readout_size(self) -> int:
@@ -296,10 +304,7 @@ class AgentPolicy(Policy):
             # stay at their initialisation instead of posing as trained parts (π_v is trained by the cycle loss).
             self.memory.freeze_decoders()
         self.reader = None if mem_cfg is None else MemoryReader(c.embed_dim, c.width, c.position_scale)
-        self.inner = make_policy(
-            c.policy, obs_dim=2 * c.embed_dim, action_dim=c.action_dim, n_obs_steps=c.n_obs_steps,
-            horizon=c.horizon, n_action_steps=c.n_action_steps, **c.inner_kwargs(),
-        )  # fmt: skip
+        self.inner = make_policy(c.policy, config=c.inner_policy_config())
         features = 2 * c.embed_dim
         self.inner.normalizer.fit({"obs": np.stack([-np.ones(features), np.ones(features)]),
                                    "action": np.zeros((1, c.action_dim))})  # fmt: skip

@@ -25,16 +25,18 @@ import collections
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import torch
+import tyro
 from torch import Tensor
 from tqdm import tqdm
 
 from embodia.agents.ablation import check_memory_mode
 from embodia.agents.data import PhaseWindows, phase_mask
+from embodia.agents.inner import WrapsPolicy
 from embodia.agents.modular import ModularAgent, ModularAgentConfig
 from embodia.agents.perception import SensorFields
 from embodia.agents.plan_features import NUM_FEATURES, SECTORS, plan_features
@@ -43,7 +45,10 @@ from embodia.agents.tokenizer import require_goal_landmark
 from embodia.data.digest import episode_key
 from embodia.data.episodes import Episode
 from embodia.policies.base import Policy, PolicyConfig
-from embodia.policies.factory import inner_policy_kwargs, make_policy
+from embodia.policies.diffusion.configuration_diffusion import DiffusionConfig
+from embodia.policies.ebt.configuration_ebt import EBTConfig
+from embodia.policies.factory import inner_config, make_policy, policy_config
+from embodia.policies.mlp.configuration_mlp import MLPConfig
 from embodia.policies.plan_stats import PlanStats
 from embodia.validation import check_int
 
@@ -56,8 +61,8 @@ INNER_DEFAULTS: dict[str, dict[str, Any]] = {
     "diffusion": {},
     "mlp": {},
 }  # fmt: skip
-"""The inner policies' settings in the navigator, under ``policy_kwargs``. EBT-Policy with a residual energy, no
-Langevin noise and a fixed step scale (AGENT.md's recipe): on 40 demonstrations and 3,000 steps it reached a
+"""The inner policies' settings in the navigator (``NavigatorConfig.inner``'s defaults). EBT-Policy with a residual
+energy, no Langevin noise and a fixed step scale (AGENT.md's recipe): on 40 demonstrations and 3,000 steps it reached a
 training MSE of 0.0066 and TC 0.90 [0.70, 0.97] on 20 held-out seeds, where EBT's defaults (mean energy, Langevin
 noise) stayed at MSE 0.082 and TC 0.85 [0.64, 0.95] (MLP: 0.60 [0.39, 0.78])."""
 FEATURES_KEY = "plan_features"
@@ -66,8 +71,16 @@ FEATURE_CACHE_EPISODES = 4096
 _feature_cache: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
 
 
+NavigatorInner = (
+    Annotated[EBTConfig, tyro.conf.subcommand("ebt", default=policy_config("ebt", **INNER_DEFAULTS["ebt"]))]
+    | Annotated[DiffusionConfig, tyro.conf.subcommand("diffusion")]
+    | Annotated[MLPConfig, tyro.conf.subcommand("mlp")]
+)
+"""The navigator's inner policy config (EBT-Policy with :data:`INNER_DEFAULTS`, Diffusion Policy or MLP)."""
+
+
 @dataclass(kw_only=True)
-class NavigatorConfig(PolicyConfig, SensorFields):
+class NavigatorConfig(WrapsPolicy, PolicyConfig, SensorFields):
     """The learned memory agent: memory mode, inner policy and the sensor layout its features are read from.
 
     ``obs_dim`` is the feature width (:data:`~embodia.agents.plan_features.NUM_FEATURES`; leave it 0).
@@ -79,21 +92,25 @@ class NavigatorConfig(PolicyConfig, SensorFields):
     """Da: UrbanNav's ``[speed, yaw rate, stop]``."""
     memory: str = "full"
     """Memory ablation mode (``embodia.agents.ablation.MEMORY_MODES``)."""
-    policy: str = "ebt"
-    """Inner policy: ``ebt`` (EBT-Policy), ``diffusion`` or ``mlp``."""
-    policy_kwargs: str = "{}"
-    """JSON object of inner policy config fields (e.g. ``{"inference_steps": 2}``), over
-    :data:`INNER_DEFAULTS`."""
+    inner: NavigatorInner = field(default_factory=lambda: NavigatorConfig.default_inner("ebt"))
+    """Inner policy: EBT-Policy (default, with :data:`INNER_DEFAULTS`), Diffusion Policy or MLP, with its config
+    (the navigator sets its window fields)."""
     act_from_phase: int = 0
     """Task phase from which the agent acts (earlier phases are driven by the env's expert while the agent
     observes, ``embodia.agents.handover``); training samples are the steps of these phases."""
 
+    data_fields: ClassVar[tuple[str, ...]] = (
+        *PolicyConfig.data_fields, "elevations", "azimuths", "min_elevation_deg", "max_elevation_deg", "max_range",
+        "sensor_height",
+    )  # fmt: skip
+    inner_policies: ClassVar[tuple[str, ...]] = INNER_POLICIES
+    inner_defaults: ClassVar[dict[str, dict[str, Any]]] = INNER_DEFAULTS
+
     def __post_init__(self) -> None:
         check_memory_mode(self.memory)
         check_int("act_from_phase", self.act_from_phase, 0)
-        if self.policy not in INNER_POLICIES:
-            raise ValueError(f"policy must be one of {', '.join(INNER_POLICIES)}; got {self.policy!r}")
-        self.inner_kwargs()  # validates the JSON
+        self.check_inner()
+        self.inner_policy_config()  # validates the inner config's window fields
         if self.obs_dim == 0:
             self.obs_dim = NUM_FEATURES
         elif self.obs_dim != NUM_FEATURES:
@@ -103,9 +120,12 @@ class NavigatorConfig(PolicyConfig, SensorFields):
         if self.azimuths % SECTORS:
             raise ValueError(f"azimuths must be a multiple of {SECTORS} (the free-space sectors), got {self.azimuths}")
 
-    def inner_kwargs(self) -> dict[str, Any]:
-        """The inner policy's config fields: :data:`INNER_DEFAULTS` with ``policy_kwargs`` over them."""
-        return {**INNER_DEFAULTS[self.policy], **inner_policy_kwargs(self.policy_kwargs, "navigator config")}
+    def inner_policy_config(self) -> PolicyConfig:
+        """The inner policy's config: :attr:`inner` with the window fields this config decides."""
+        return inner_config(
+            self.inner, "navigator config", obs_dim=NUM_FEATURES, action_dim=self.action_dim,
+            n_obs_steps=self.n_obs_steps, horizon=self.horizon, n_action_steps=self.n_action_steps,
+        )  # fmt: skip
 
     def backbone_config(self) -> ModularAgentConfig:
         """The modular backbone's settings (memory mode; planner distances and descriptor at their defaults)."""
@@ -127,10 +147,7 @@ class NavigatorPolicy(Policy):
     def __init__(self, config: NavigatorConfig) -> None:
         super().__init__(config)
         c = config
-        self.inner = make_policy(
-            c.policy, obs_dim=NUM_FEATURES, action_dim=c.action_dim, n_obs_steps=c.n_obs_steps, horizon=c.horizon,
-            n_action_steps=c.n_action_steps, **c.inner_kwargs(),
-        )  # fmt: skip
+        self.inner = make_policy(c.policy, config=c.inner_policy_config())
 
     @classmethod
     def data_defaults(cls, episode: Episode) -> dict[str, Any]:

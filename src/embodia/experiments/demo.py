@@ -109,8 +109,6 @@ def demo_rows() -> list[DemoRow]:
 
 def _variant(row: DemoRow) -> Any:
     """The :class:`~embodia.experiments.variants.Variant` that trains and/or evaluates ``row``."""
-    import json
-
     from embodia.agents.modular import modular_controller
     from embodia.envs.experts import make_expert
     from embodia.experiments.variants import Variant
@@ -119,9 +117,7 @@ def _variant(row: DemoRow) -> Any:
     from embodia.zoo_store import resolve_checkpoint
 
     if row.source == "trained now":
-        train = recipe(row.zoo).train
-        kwargs = json.loads(train[train.index("--policy-kwargs") + 1]) if "--policy-kwargs" in train else {}
-        return Variant(row.name, row.env_id, policy=train[train.index("--policy") + 1], policy_kwargs=kwargs)
+        return Variant(row.name, row.env_id, policy=recipe(row.zoo).policy_config())
     if row.source == "shipped":
         file = resolve_checkpoint(f"zoo:{row.zoo}")  # verified here, once
         return Variant(row.name, row.env_id, controller=functools.partial(policy_controller, str(file)))

@@ -1,7 +1,7 @@
 """Experiments: collect demonstrations, train several variants, evaluate them on held-out seeds, compare.
 
 ``embodia demo`` and ``bench/memory_ablation.py`` are experiments. A :class:`Variant` is one row of the
-comparison: a learned policy or agent (trained by :func:`~embodia.training.run.train_run` on the env's
+comparison: a learned policy or agent (trained by :func:`~embodia.training.entry.train` on the env's
 demonstrations) or a controller that needs no training (the scripted expert, the modular agent). Variants train
 in parallel as Ray tasks (one CPU each; ``workers = 0`` trains them one after another in this process) and are
 evaluated with :func:`~embodia.runtime.collect.collect` on the Ray rollout pool, every variant of an env on the
@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -24,6 +24,9 @@ from embodia.runtime.collect import collect
 from embodia.runtime.policy_controller import policy_controller
 from embodia.stats import mean_ci95
 from embodia.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from embodia.policies.base import PolicyConfig
 
 __all__ = [
     "Variant", "evaluate_variants", "log_eval", "mean_per_episode", "paired_difference", "per_episode",
@@ -38,9 +41,9 @@ class Variant:
     Attributes:
         name: Row label (also the run and evaluation directory name).
         env_id: The environment it is trained and evaluated on.
-        policy: Registered policy name to train (``"agent"``, ``"ebt"``, ...), or None for a controller that
-            needs no training (``controller``).
-        policy_kwargs: The policy's config overrides.
+        policy: The config of the policy to train (``embodia.policies.factory.policy_config("ebt", ...)``; its
+            data fields are set from the demonstrations), or None for a controller that needs no training
+            (``controller``).
         obs_keys: Observation keys of a plain policy (None: every numeric key).
         controller: For ``policy=None``: ``functools.partial``-style factory ``env -> controller`` (picklable).
         env_kwargs: ``gymnasium.make`` keyword arguments for evaluation.
@@ -50,8 +53,7 @@ class Variant:
 
     name: str
     env_id: str
-    policy: str | None = None
-    policy_kwargs: dict[str, Any] = field(default_factory=dict)
+    policy: PolicyConfig | None = None
     obs_keys: tuple[str, ...] | None = None
     controller: Callable[[gym.Env], Any] | None = None
     env_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -76,27 +78,24 @@ def _train_one(variant: Variant, data: str, run_dir: str, config: TrainConfig, p
     ``wall_s`` is the whole task's wall time: loading and preparing the data (e.g. an agent's memory replay), the
     optimiser's steps and every DAgger round.
     """
-    import json
     import time
 
     import torch
 
     from embodia.runtime.dagger import train_with_dagger
-    from embodia.training.run import train_run
+    from embodia.training.entry import train
+    from embodia.training.run import RunOptions
 
     torch.set_num_threads(1)
     start = time.perf_counter()
     if variant.dagger_rounds:
         summary = train_with_dagger(
             data, variant.policy, run_dir, config, rounds=variant.dagger_rounds, episodes=variant.dagger_episodes,
-            policy_kwargs=variant.policy_kwargs, overwrite=True, progress=progress,
-        )  # fmt: skip
-    else:
-        train_run(
-            data, variant.policy, run_dir, config, policy_kwargs=variant.policy_kwargs, obs_keys=variant.obs_keys,
             overwrite=True, progress=progress,
         )  # fmt: skip
-        summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    else:
+        options = RunOptions(obs_keys=variant.obs_keys, overwrite=True)
+        summary = train(data, variant.policy, run_dir, config, options, progress=progress).to_dict()
     return {**summary, "wall_s": round(time.perf_counter() - start, 1)}
 
 

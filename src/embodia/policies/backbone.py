@@ -37,8 +37,10 @@ be a parameter that energy training can never update.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +48,7 @@ from torch import Tensor, nn
 
 from embodia.validation import check_int
 
-__all__ = ["Attention", "BackboneConfig", "RMSNorm", "TransformerBackbone", "sinusoidal_embedding"]
+__all__ = ["Attention", "BackboneConfig", "BackboneSizes", "RMSNorm", "TransformerBackbone", "sinusoidal_embedding"]
 
 INITS = ("normal", "xavier")
 """Weight initialisations of :class:`TransformerBackbone` (``BackboneConfig.init``)."""
@@ -55,8 +57,55 @@ _INIT_STD = 0.02
 
 
 @dataclass(kw_only=True)
-class BackboneConfig:
-    """Sizes of :class:`TransformerBackbone` (CPU-sized defaults; the EBT paper uses d=256, 8 blocks)."""
+class BackboneSizes:
+    """The sizes and settings of :class:`TransformerBackbone` that a policy config chooses.
+
+    CPU-sized defaults (the EBT paper uses d=256, 8 blocks). :class:`BackboneConfig` and the policies' configs
+    (``embodia.policies.transformer_config``) both take these fields from here.
+    """
+
+    d_model: int = 64
+    """Token width d of the backbone (even, divisible by n_heads; EBT paper: 256)."""
+    n_layers: int = 2
+    """Action blocks of the backbone: self-attention, cross-attention, FFN (EBT paper: 8)."""
+    n_heads: int = 4
+    """Attention heads in every attention layer."""
+    n_obs_layers: int = 1
+    """Self-attention blocks of the observation encoder (0 = linear embedding + positions only; a conditioning
+    token is encoded with the observations)."""
+    mlp_ratio: int = 4
+    """FFN hidden width as a multiple of d."""
+    dropout: float = 0.0
+    """Dropout on attention probabilities and residual branches (train mode only)."""
+    causal_actions: bool = True
+    """Causal self-attention over action tokens (see ``embodia.policies.backbone`` for what it guarantees)."""
+    init: str = "normal"
+    """Weight initialisation: ``"normal"`` (N(0, 0.02), residual projections scaled down by depth; GPT-2 style)
+    or ``"xavier"`` (Xavier-uniform linear weights, as EBT-Policy's reference code; larger input gradients at
+    initialisation, so an energy's first descent step moves the chunk)."""
+
+    def check_sizes(self) -> None:
+        """Raise ``ValueError`` naming the first size or setting that is out of range."""
+        for name in ("d_model", "n_layers", "n_heads", "mlp_ratio"):
+            check_int(name, getattr(self, name), 1)
+        check_int("n_obs_layers", self.n_obs_layers, 0)
+        if self.d_model % 2 or self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be even and divisible by n_heads ({self.n_heads})")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, int | float) or not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.causal_actions, bool):
+            raise ValueError(f"causal_actions must be a bool, got {self.causal_actions!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+
+    def sizes(self) -> dict[str, Any]:
+        """The :class:`BackboneSizes` fields of this object, by name."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(BackboneSizes)}
+
+
+@dataclass(kw_only=True)
+class BackboneConfig(BackboneSizes):
+    """Everything :class:`TransformerBackbone` is built from: the windows and widths, plus :class:`BackboneSizes`."""
 
     obs_dim: int
     """Do: width of one observation step."""
@@ -70,41 +119,16 @@ class BackboneConfig:
     """Width of the per-token output: Da for epsilon/action prediction, 1 (or Da) for per-token energies."""
     cond_dim: int = 0
     """Width of the extra conditioning vector (e.g. a diffusion-step embedding); 0 = no conditioning token."""
-    d_model: int = 64
-    """Token width d (even, divisible by n_heads)."""
-    n_layers: int = 2
-    """Action blocks (self-attention, cross-attention, FFN)."""
-    n_heads: int = 4
-    """Attention heads in every attention layer."""
-    n_obs_layers: int = 1
-    """Self-attention blocks of the observation encoder (0 = linear embedding + positions only)."""
-    mlp_ratio: int = 4
-    """FFN hidden width as a multiple of d."""
-    dropout: float = 0.0
-    """Dropout on attention probabilities and residual branches (train mode only)."""
-    causal_actions: bool = True
-    """Causal self-attention over action tokens (see the module docstring for what it guarantees)."""
     norm_eps: float = 1e-6
     """Epsilon of every RMSNorm."""
-    init: str = "normal"
-    """Weight initialisation: ``"normal"`` (N(0, 0.02), residual projections scaled down by depth; GPT-2 style)
-    or ``"xavier"`` (Xavier-uniform linear weights, as EBT-Policy's reference code; larger input gradients at
-    initialisation, so an energy's first descent step moves the chunk)."""
 
     def __post_init__(self) -> None:
-        for name in ("obs_dim", "action_dim", "n_obs_steps", "horizon", "out_dim", "d_model", "n_layers", "n_heads"):
+        for name in ("obs_dim", "action_dim", "n_obs_steps", "horizon", "out_dim"):
             check_int(name, getattr(self, name), 1)
-        for name in ("cond_dim", "n_obs_layers"):
-            check_int(name, getattr(self, name), 0)
-        check_int("mlp_ratio", self.mlp_ratio, 1)
-        if self.d_model % 2 or self.d_model % self.n_heads:
-            raise ValueError(f"d_model ({self.d_model}) must be even and divisible by n_heads ({self.n_heads})")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        check_int("cond_dim", self.cond_dim, 0)
+        self.check_sizes()
         if not self.norm_eps > 0:
             raise ValueError(f"norm_eps must be > 0, got {self.norm_eps!r}")
-        if self.init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
 
 
 def sinusoidal_embedding(x: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:

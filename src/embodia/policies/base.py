@@ -104,6 +104,9 @@ class PolicyConfig:
     """Episode observation keys concatenated (flattened, in this order) into ``obs`` (e.g. ``("state",)``);
     empty = not recorded. Informational: it tells an agent how to build ``obs`` from env observations."""
 
+    data_fields: ClassVar[tuple[str, ...]] = ("obs_dim", "action_dim", "obs_keys")
+    """Fields the training data decides (``embodia.training.entry.train`` sets them; not command-line flags)."""
+
     def __post_init__(self) -> None:
         for name in ("obs_dim", "action_dim", "n_obs_steps", "horizon", "n_action_steps"):
             check_int(name, getattr(self, name), 1)

@@ -7,7 +7,8 @@ base class uses too; it is re-exported here.
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import importlib
 from typing import Any
 
 from embodia.policies.base import Policy, PolicyConfig
@@ -16,16 +17,21 @@ from embodia.policies.registry import (
     PLANNED_POLICIES,
     available_policies,
     get_policy_class,
+    module_exists,
     policy_module,
+    registered_policies,
 )
 
 __all__ = [
     "OTHER_MODULES",
     "PLANNED_POLICIES",
     "available_policies",
+    "data_placeholders",
     "get_policy_class",
-    "inner_policy_kwargs",
+    "inner_config",
     "make_policy",
+    "policy_class_for",
+    "policy_config",
     "policy_module",
 ]
 
@@ -33,26 +39,62 @@ WINDOW_FIELDS = frozenset({"obs_dim", "action_dim", "n_obs_steps", "horizon", "n
 """Config fields a wrapping policy (an agent) decides for the policy inside it."""
 
 
-def inner_policy_kwargs(text: str, owner: str) -> dict[str, Any]:
-    """The config fields of a policy wrapped by another (an agent's inner policy), from their JSON text.
+def inner_config(inner: PolicyConfig, owner: str, **window: Any) -> PolicyConfig:
+    """The config of a policy wrapped by another (an agent's inner policy), with the window fields it decides.
 
     Args:
-        text: A JSON object of config fields (the wrapper's ``policy_kwargs``).
-        owner: What decides the window fields instead (``"agent config"``), for the message.
+        inner: The inner policy's config (its :data:`WINDOW_FIELDS` at their defaults or at ``window``'s values).
+        owner: What decides the window fields (``"agent config"``), for the message.
+        **window: A value for every one of :data:`WINDOW_FIELDS`.
 
     Raises:
-        ValueError: Not a JSON object, or it sets one of :data:`WINDOW_FIELDS`.
+        ValueError: ``inner`` sets a window field to another value than its default or the owner's (named).
     """
-    try:
-        kwargs = json.loads(text)
-    except (TypeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"policy_kwargs must be a JSON object, got {text!r} ({exc})") from None
-    if not isinstance(kwargs, dict):
-        raise ValueError(f"policy_kwargs must be a JSON object, got {text!r}")
-    reserved = sorted(WINDOW_FIELDS & set(kwargs))
-    if reserved:
-        raise ValueError(f"policy_kwargs may not set {reserved}: they come from the {owner}")
-    return kwargs
+    template = policy_config(policy_class_for(inner).name)
+    for name in sorted(WINDOW_FIELDS):
+        value = getattr(inner, name)
+        if value not in (getattr(template, name), window[name]):
+            raise ValueError(f"the inner policy's {name} ({value!r}) comes from the {owner}; set it there")
+    return dataclasses.replace(inner, **window)
+
+
+def policy_config(name: str, **fields: Any) -> PolicyConfig:
+    """The config of policy ``name`` with ``fields`` set, for training on data that decides its data fields.
+
+    The fields the data decides (``config_class.data_fields``: ``obs_dim``, ``action_dim``, ...) and that have no
+    default are set to 1 until :func:`embodia.training.entry.train` replaces them with the data's.
+
+    Raises:
+        ValueError: Unknown policy, unknown fields (named) or invalid values.
+    """
+    config_class = get_policy_class(name).config_class
+    return config_class.from_dict({**data_placeholders(config_class), **fields})
+
+
+def data_placeholders(config_class: type[PolicyConfig]) -> dict[str, Any]:
+    """Values (1) for the data fields of ``config_class`` that have no default, until the data sets them."""
+    return {
+        f.name: 1
+        for f in dataclasses.fields(config_class)
+        if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        and f.name in config_class.data_fields
+    }  # fmt: skip
+
+
+def policy_class_for(config: PolicyConfig) -> type[Policy]:
+    """The registered policy built from ``config`` (the one whose ``config_class`` is ``type(config)``).
+
+    Raises:
+        ValueError: No registered policy takes a config of this class.
+    """
+    config_class = type(config)
+    modeling = config_class.__module__.replace(".configuration_", ".modeling_")
+    if module_exists(modeling):
+        importlib.import_module(modeling)  # defines (registers) the policy
+    for cls in registered_policies().values():
+        if cls.config_class is config_class:
+            return cls
+    raise ValueError(f"no registered policy takes a {config_class.__name__}")
 
 
 def make_policy(name: str, config: PolicyConfig | None = None, **config_overrides: Any) -> Policy:

@@ -29,6 +29,7 @@ __all__ = [
     "PLANNED_POLICIES",
     "available_policies",
     "get_policy_class",
+    "module_exists",
     "policy_module",
     "register",
     "registered_policies",
@@ -85,7 +86,7 @@ def get_policy_class(name: str) -> type[Policy]:
     if name in _REGISTRY:
         return _REGISTRY[name]
     module = policy_module(name)
-    if _module_exists(module):
+    if module_exists(module):
         importlib.import_module(module)
         if name in _REGISTRY:
             return _REGISTRY[name]
@@ -100,14 +101,15 @@ def available_policies() -> list[str]:
     """Sorted names of the policies implemented in ``embodia.policies`` (imports every policy module)."""
     for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
         module = f"embodia.policies.{info.name}.modeling_{info.name}"
-        if info.ispkg and _module_exists(module):
+        if info.ispkg and module_exists(module):
             importlib.import_module(module)
     for module in OTHER_MODULES.values():
         importlib.import_module(module)
     return sorted(n for n, cls in _REGISTRY.items() if cls.__module__.startswith("embodia."))
 
 
-def _module_exists(module: str) -> bool:
+def module_exists(module: str) -> bool:
+    """Whether ``module`` can be imported (its parent packages exist and it is found), without importing it."""
     try:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:  # a parent package is missing

@@ -31,10 +31,13 @@ from typing import Any
 from embodia.atomic import write_json_atomic
 from embodia.data.episodes import episode_files, read_episode
 from embodia.envs.experts import make_expert
+from embodia.policies.base import PolicyConfig
 from embodia.runtime.collect import collect
 from embodia.runtime.policy_controller import policy_controller
 from embodia.training.config import TrainConfig
-from embodia.training.run import SUMMARY_NAME, run_files, train_run
+from embodia.training.entry import train
+from embodia.training.run import RunOptions, run_files
+from embodia.training.summary import SUMMARY_NAME
 from embodia.validation import check_int
 
 __all__ = ["DAGGER_SEED", "train_with_dagger"]
@@ -46,7 +49,7 @@ DAGGER_SEED = 2_000_000
 
 def train_with_dagger(
     data: str | os.PathLike,
-    policy_name: str,
+    policy: PolicyConfig,
     run_dir: str | os.PathLike,
     config: TrainConfig,
     *,
@@ -56,7 +59,6 @@ def train_with_dagger(
     round_steps: int | None = None,
     workers: int = 0,
     ray_address: str | None = None,
-    policy_kwargs: dict[str, Any] | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -65,17 +67,17 @@ def train_with_dagger(
     Args:
         data: Directory of demonstration episode files; their env (id and keyword arguments, recorded in the
             files, the same in every file) is rolled out.
-        policy_name: A registered policy.
+        policy: The policy's config (its data fields are set from the data, see
+            :func:`~embodia.training.entry.train`).
         run_dir: The run directory.
         config: Budget and hyperparameters of every training (round 0 and each retraining).
         rounds: DAgger rounds (>= 1).
         episodes: Labelled rollouts per round (>= 1).
         seed: Seed of the first rollout.
-        round_steps: Fine-tune each round's policy on the aggregate for this many steps (``train_run``'s
-            ``init_from``); None: retrain from fresh weights with ``config``'s budget.
+        round_steps: Fine-tune each round's policy on the aggregate for this many steps (``train``'s
+            ``RunOptions.init_from``); None: retrain from fresh weights with ``config``'s budget.
         workers: Ray actors for the rollouts (0: in this process).
         ray_address: A running Ray cluster for the actors.
-        policy_kwargs: Overrides of the policy's config.
         overwrite: Start over in an existing run directory.
         progress: Show progress bars.
 
@@ -125,8 +127,8 @@ def train_with_dagger(
     if work.exists():
         shutil.rmtree(work)
     start = time.perf_counter()
-    train = functools.partial(train_run, policy_name=policy_name, config=config, policy_kwargs=policy_kwargs)
-    train(data, run_dir=work / "round_0", overwrite=True, progress=progress)
+    fresh = RunOptions(overwrite=True)
+    train(data, policy, work / "round_0", config, fresh, progress=progress)
     sources, history = [data], []
     for k in range(1, rounds + 1):
         previous = work / f"round_{k - 1}" / "policy.pt"
@@ -142,15 +144,13 @@ def train_with_dagger(
         last = k == rounds
         out = run_dir if last else work / f"round_{k}"
         if round_steps is None:
-            result = train(aggregate, run_dir=out, overwrite=True, progress=progress)
+            result = train(aggregate, policy, out, config, fresh, progress=progress)
         else:
             tune = dataclasses.replace(
                 config, steps=round_steps, minutes=None, warmup_steps=min(config.warmup_steps, round_steps)
             )
-            result = train_run(
-                aggregate, policy_name, out, tune, policy_kwargs=policy_kwargs, overwrite=True, init_from=previous,
-                progress=progress,
-            )  # fmt: skip
+            tuned = RunOptions(overwrite=True, init_from=str(previous))
+            result = train(aggregate, policy, out, tune, tuned, progress=progress)
         metrics = {name: summary["metrics"][name]["mean"] for name in ("success", "tc") if name in summary["metrics"]}
         history.append(
             {"round": k, "seeds": [start_seed, start_seed + episodes - 1], "rollout_metrics": metrics,

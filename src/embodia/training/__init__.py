@@ -1,6 +1,6 @@
-"""Training policies on episode files: the trainer, its config, EMA, schedule, checkpoints and ``embodia train``.
+"""Training policies on episode files: :func:`train` (the one entry point), the trainer, its config, checkpoints.
 
-``embodia.training.config`` is light (no torch), so the command line can import it; the rest loads on first use.
+``embodia.training.config`` is light (no torch); the rest (EMA, schedule, Ray Train) loads on first use.
 """
 
 from __future__ import annotations
@@ -8,10 +8,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["TrainConfig", "TrainResult", "Trainer", "TrainingDivergedError"]
+__all__ = ["RunOptions", "TrainConfig", "TrainResult", "TrainSummary", "Trainer", "TrainingDivergedError", "train"]
 
 _WHERE = {
+    "RunOptions": "embodia.training.run",
     "TrainConfig": "embodia.training.config",
+    "TrainSummary": "embodia.training.summary",
+    "train": "embodia.training.entry",
     "TrainResult": "embodia.training.trainer",
     "Trainer": "embodia.training.trainer",
     "TrainingDivergedError": "embodia.training.trainer",

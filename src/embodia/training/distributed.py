@@ -1,18 +1,20 @@
-"""``embodia train --workers N``: the same training loop, data-parallel on N Ray Train workers (gloo on CPU).
+"""``train(..., workers=N)``: the same training loop, data-parallel on N Ray Train workers (gloo on CPU).
 
-Ray Train's ``TorchTrainer`` starts N worker processes and a gloo process group between them. Every worker
-builds the same policy from the same seed, draws its own batches, and after every backward pass the gradients are
-averaged over the workers (one flattened all-reduce: the arithmetic of DistributedDataParallel, done by hand
-because EBT's loss needs second-order gradients, which DDP's hooks do not support). So every worker holds the same
-weights after every step, and a step sees ``N x batch_size`` samples. Rank 0, the chief, writes TensorBoard, the
-checkpoints, ``config.json`` and ``summary.json``; the others only compute. A resumed run loads the chief's
-checkpoint in every worker (the run directory must be on storage every worker can read, as it is on one machine).
+The owner (:func:`embodia.training.entry.train`) prepares the run once (checks, data, policy, the state to resume
+from); Ray Train's ``TorchTrainer`` starts N worker processes and a gloo process group between them, and every
+worker starts from that prepared run (sent once through the object store), draws its own batches, and after every
+backward pass the gradients are averaged over the workers (one flattened all-reduce: the arithmetic of
+DistributedDataParallel, done by hand because EBT's loss needs second-order gradients, which DDP's hooks do not
+support). So every worker holds the same weights after every step, and a step sees ``N x batch_size`` samples.
+Rank 0, the chief, writes TensorBoard, the checkpoints, ``config.json`` and ``summary.json``; the others only
+compute. A resumed or restarted worker group continues the chief's checkpoint in every worker (the run directory
+must be on storage every worker can read, as it is on one machine).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 import signal
 import threading
 from pathlib import Path
@@ -20,12 +22,13 @@ from typing import Any
 
 import torch
 
-from embodia.atomic import write_json_atomic
 from embodia.training.config import TrainConfig
-from embodia.training.run import SUMMARY_NAME, RunOptions, execute_run, prepare_run
+from embodia.training.run import RunSetup, execute_run
+from embodia.training.state import load_train_state
+from embodia.training.summary import SUMMARY_NAME, TrainSummary
 from embodia.training.trainer import CHECKPOINT_NAME, TrainingDivergedError
 
-__all__ = ["DistributedTrainingError", "TorchDistSync", "train_distributed"]
+__all__ = ["DistributedTrainingError", "TorchDistSync", "train_on_ray"]
 
 
 class TorchDistSync:
@@ -89,80 +92,54 @@ class DistributedTrainingError(RuntimeError):
 
 
 def _worker_loop(cfg: dict[str, Any]) -> None:
-    """The body of every Ray Train worker: prepare the run (read-only), then train with gradient averaging."""
+    """The body of every Ray Train worker: train the owner's prepared run, with gradient averaging.
+
+    A checkpoint in the run directory (a resumed run, or an earlier worker group's after a restart) is continued.
+    """
     torch.set_num_threads(1)
+    import ray
+
     import embodia  # noqa: F401  (registers the environments)
 
     config = TrainConfig.from_dict(cfg["train_config"])
-    run_dir = Path(cfg["run_dir"])
-    # The owner has claimed the run directory: a checkpoint there belongs to this run (a fresh run has none).
-    resume = (run_dir / CHECKPOINT_NAME).exists()
-    options = RunOptions(policy_kwargs=cfg["policy_kwargs"], obs_keys=cfg["obs_keys"], resume=resume)
-    setup = prepare_run(cfg["data"], cfg["policy"], run_dir, config, options, claim=False)
+    setup: RunSetup = ray.get(cfg["setup"])
+    checkpoint = setup.run_dir / CHECKPOINT_NAME
+    # The owner has claimed the run directory: a checkpoint there belongs to this run (resumed, or written by an
+    # earlier worker group of this fit() that Ray Train restarted); every worker continues from it.
+    if checkpoint.exists():
+        state = load_train_state(checkpoint)
+        setup.policy.load_checkpoint_weights(state["policy"])
+        setup = dataclasses.replace(setup, state=state)
     sync = TorchDistSync()
     if sync.is_chief:
-        started = run_dir / STARTED_FILE
+        started = setup.run_dir / STARTED_FILE
         if started.exists():  # an earlier worker group of this fit() ran: Ray Train restarted it after a loss
             step = int(setup.state["progress"]["step"]) if setup.state is not None else 0
-            with open(run_dir / RESTARTS_FILE, "a") as fh:
+            with open(setup.run_dir / RESTARTS_FILE, "a") as fh:
                 fh.write(json.dumps({"resumed_at_step": step}) + "\n")
         started.touch()
-    execute_run(setup, config, progress=cfg["progress"], sync=sync, stop_file=run_dir / STOP_FILE)
+    execute_run(setup, config, progress=cfg["progress"], sync=sync, stop_file=setup.run_dir / STOP_FILE)
 
 
-def train_distributed(
-    data: str | os.PathLike,
-    policy_name: str,
-    run_dir: str | os.PathLike,
-    config: TrainConfig,
-    *,
-    workers: int,
-    ray_address: str | None = None,
-    policy_kwargs: dict[str, Any] | None = None,
-    obs_keys: tuple[str, ...] | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    max_failures: int = 0,
-) -> dict[str, Any]:
-    """Train on ``workers`` Ray Train workers (see the module docstring); returns the run's ``summary.json``.
-
-    The arguments are :func:`~embodia.training.run.train_run`'s plus ``workers``, ``ray_address`` (a running
-    cluster's ``HOST:PORT``; None starts a local Ray instance bounded to ``workers`` CPUs) and ``max_failures``:
-    how many times Ray Train may restart the worker group after a worker dies (killed, OOM, node lost). A restarted
-    group resumes from the chief's last checkpoint in the run directory (``--checkpoint-every`` / ``--checkpoint-
-    minutes`` bound the steps redone), exactly as ``--resume`` would; 0 fails the run on the first loss.
+def train_on_ray(
+    setup: RunSetup, config: TrainConfig, *, workers: int, ray_address: str | None, max_failures: int, progress: bool
+) -> TrainSummary:
+    """Train a prepared run on ``workers`` Ray Train workers (arguments: :func:`embodia.training.entry.train`).
 
     Raises:
-        ValueError, CheckpointError: As :func:`~embodia.training.run.train_run` (checked here, before any worker
-            starts).
         TrainingDivergedError: A step went non-finite (rank 0's error, with the step and the loss terms).
         DistributedTrainingError: Training failed in a worker (the worker's error is in the message).
     """
+    import ray
+
     from embodia.ray_setup import init_ray
 
-    if isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 0:
-        raise ValueError(f"--max-failures must be an integer >= 0, got {max_failures!r}")
-    run_dir = Path(run_dir).resolve()
-    policy_kwargs = dict(policy_kwargs or {})
-    options = RunOptions(policy_kwargs=policy_kwargs, obs_keys=obs_keys, resume=resume, overwrite=overwrite)
-    setup = prepare_run(data, policy_name, run_dir, config, options)  # the owner's checks, before any worker
     init_ray(workers, ray_address)
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    if torch.device(config.device).type != "cpu":
-        raise ValueError(f"--workers trains on CPUs (gloo); device {config.device!r} is not supported with it")
-    del setup  # the workers build their own
-    loop_config = {
-        "data": str(Path(data).resolve()),
-        "policy": policy_name,
-        "run_dir": str(run_dir),
-        "train_config": config.to_dict(),
-        "policy_kwargs": policy_kwargs,
-        "obs_keys": obs_keys,
-        "progress": progress,
-    }
+    run_dir = setup.run_dir
+    loop_config = {"setup": ray.put(setup), "train_config": config.to_dict(), "progress": progress}
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config=loop_config,
@@ -183,15 +160,15 @@ def train_distributed(
     (run_dir / STARTED_FILE).unlink(missing_ok=True)
     (run_dir / RESTARTS_FILE).unlink(missing_ok=True)
     _fit_stoppable(trainer, stop_file)
-    summary = json.loads((run_dir / SUMMARY_NAME).read_text())
+    summary = TrainSummary.from_dict(json.loads((run_dir / SUMMARY_NAME).read_text()))  # the chief's
     restarts_file = run_dir / RESTARTS_FILE
     restarts = [json.loads(line) for line in restarts_file.read_text().splitlines()] if restarts_file.exists() else []
     for i, restart in enumerate(restarts, 1):
         step = restart["resumed_at_step"]
         print(f"worker group restart {i}/{max_failures}: a worker was lost; resumed from step {step}")
     if restarts:  # summary.json says so too
-        summary["restarts"] = restarts
-        write_json_atomic(run_dir / SUMMARY_NAME, summary)
+        summary.restarts = restarts
+        summary.write(run_dir)
     return summary
 
 

@@ -1,4 +1,6 @@
-"""``embodia train``: train a policy on a directory of episode files into a run directory.
+"""A training run's setup and execution: check the data, build the policy, train it into a run directory.
+
+:func:`embodia.training.entry.train` is the entry point (in this process or on Ray Train workers).
 
 A run directory holds ``config.json`` (the resolved policy and train configs and the data, written at the start),
 ``tb/`` (TensorBoard event files), ``checkpoints/last.pt`` (training state), ``policy.pt`` (the run's policy) and,
@@ -12,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +24,15 @@ import torch
 from embodia.atomic import write_json_atomic
 from embodia.data.episodes import episode_files, load_episodes
 from embodia.data.windows import EpisodeWindows
-from embodia.policies.base import CheckpointError, Policy
-from embodia.policies.factory import get_policy_class, make_policy
+from embodia.policies.base import CheckpointError, Policy, PolicyConfig
+from embodia.policies.factory import policy_class_for
 from embodia.training.config import TrainConfig
 from embodia.training.state import load_train_state
+from embodia.training.summary import SUMMARY_NAME, TrainSummary
 from embodia.training.trainer import CHECKPOINT_NAME, POLICY_NAME, TENSORBOARD_DIR, Trainer, TrainResult
 
-__all__ = ["RunOptions", "RunSetup", "data_digest", "execute_run", "prepare_run", "run_files", "train_run"]
+__all__ = ["CONFIG_NAME", "RunOptions", "RunSetup", "data_digest", "execute_run", "prepare_run", "run_files"]
 
-SUMMARY_NAME = "summary.json"
 CONFIG_NAME = "config.json"
 
 
@@ -72,60 +74,14 @@ class RunSetup:
     init_from: str | None = None
 
 
-def train_run(
-    data: str | os.PathLike,
-    policy_name: str,
-    run_dir: str | os.PathLike,
-    config: TrainConfig,
-    *,
-    policy_kwargs: dict[str, Any] | None = None,
-    obs_keys: tuple[str, ...] | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    init_from: str | os.PathLike | None = None,
-    progress: bool = True,
-) -> TrainResult:
-    """Train ``policy_name`` on the episode files in ``data``, writing the run into ``run_dir``.
-
-    Args:
-        data: Directory of episode files (``embodia collect --out``); corrupt files are reported and skipped.
-        policy_name: A registered policy (``embodia.policies.factory.available_policies()``).
-        run_dir: The run directory (created).
-        config: Budget and hyperparameters.
-        policy_kwargs: Overrides of the policy's config (``obs_dim``/``action_dim``/``obs_keys`` come from the data).
-        obs_keys: Observation keys the policy sees (default: every numeric key of the episodes).
-        resume: Continue from ``run_dir/checkpoints/last.pt``.
-        overwrite: Delete the run's files first and start over.
-        init_from: Start from this policy file's weights and normaliser (:attr:`RunOptions.init_from`).
-        progress: Show a progress bar.
-
-    Returns:
-        The :class:`TrainResult`; ``run_dir/summary.json`` summarises it.
-
-    Raises:
-        ValueError: Bad arguments, no episodes, a policy or config that differs from the checkpoint's (named), a
-            run that exists without ``resume``/``overwrite``, or ``resume`` without a checkpoint.
-        CheckpointError: The checkpoint to resume from is corrupt or unreadable.
-        TrainingDivergedError: A step went non-finite (the last checkpoint stays as it was).
-    """
-    options = RunOptions(
-        policy_kwargs=dict(policy_kwargs or {}), obs_keys=obs_keys, resume=resume, overwrite=overwrite,
-        init_from=None if init_from is None else str(init_from),
-    )  # fmt: skip
-    setup = prepare_run(data, policy_name, run_dir, config, options, progress=progress)
-    return execute_run(setup, config, progress=progress)
-
-
 @dataclass
 class RunOptions:
-    """How a run is set up (the keyword arguments of :func:`train_run` besides ``progress``)."""
+    """How a run is set up: the observations it trains on, and what happens to an existing run."""
 
-    policy_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Overrides of the policy's config."""
     obs_keys: tuple[str, ...] | None = None
     """Observation keys the policy sees (None: every numeric key)."""
     resume: bool = False
-    """Continue from the run's checkpoint."""
+    """Continue from the run's checkpoint (same data and hyperparameters; only the budget may change)."""
     overwrite: bool = False
     """Delete the run's files first."""
     init_from: str | None = None
@@ -133,37 +89,41 @@ class RunOptions:
     and a normaliser fitted on the data: fine-tuning (a DAgger round continues the previous round's policy). The
     file must hold the same policy with the same config. A resumed run continues its checkpoint instead."""
 
+    def __post_init__(self) -> None:
+        if self.resume and self.overwrite:
+            raise ValueError("--resume and --overwrite exclude each other")
+        if self.obs_keys is not None:
+            if isinstance(self.obs_keys, str):
+                raise ValueError(f"--obs-keys must be a sequence of keys, not a str ({self.obs_keys!r})")
+            self.obs_keys = tuple(self.obs_keys)
+        if self.init_from is not None:
+            self.init_from = str(self.init_from)
+
 
 def prepare_run(
     data: str | os.PathLike,
-    policy_name: str,
+    policy: PolicyConfig,
     run_dir: str | os.PathLike,
     config: TrainConfig,
     options: RunOptions,
     *,
-    claim: bool = True,
     progress: bool = False,
 ) -> RunSetup:
-    """Check the data, build the policy and find the state to resume from (see :func:`train_run` for arguments).
+    """Check the data, build the policy and find the state to resume from (arguments: :func:`~.entry.train`).
 
-    With ``claim`` (the process that owns the run) an existing run is refused or, with ``overwrite``, deleted;
-    without it (a distributed worker, after the owner has claimed the run) the run directory is only read.
-    Nothing in ``run_dir`` is touched before the data and the policy config have been checked. A policy that
-    reads episodes its own way (an agent, ``embodia.agents.model.AgentPolicy``) defines ``data_defaults(episode)``
-    (config fields taken from the data, e.g. the sensor layout) and ``training_windows(episodes, progress=...)``;
-    ``progress`` shows its progress bar.
+    The caller owns the run: an existing run is refused or, with ``overwrite``, deleted; nothing in ``run_dir`` is
+    touched before the data and the policy config have been checked. The policy's data fields
+    (``type(policy).data_fields``) are set from the data: a plain policy's widths and observation keys from the
+    episode windows; a policy that reads episodes its own way (an agent, ``embodia.agents.model.AgentPolicy``)
+    defines ``data_defaults(episode)`` (the config fields the data decides, e.g. the sensor layout; the others of
+    its data fields stay at their defaults) and ``training_windows(episodes, progress=...)``; ``progress`` shows
+    its progress bar.
     """
     config.check_budget()
-    resume, overwrite, obs_keys = options.resume, options.overwrite, options.obs_keys
+    obs_keys = options.obs_keys
     start = None if options.init_from is None else Policy.load(options.init_from)  # CheckpointError: one line
-    if resume and overwrite:
-        raise ValueError("--resume and --overwrite exclude each other")
     run_dir = Path(run_dir)
-    policy_kwargs = dict(options.policy_kwargs)
-    cls = get_policy_class(policy_name)
-    for key in ("obs_dim", "action_dim", "obs_keys"):
-        if key in policy_kwargs:
-            raise ValueError(f"policy setting {key!r} comes from the data; set --obs-keys to choose observations")
+    cls = policy_class_for(policy)
     data = Path(data)
     if not data.is_dir():
         raise ValueError(f"--data {data} is not a directory of episode files")
@@ -175,20 +135,22 @@ def prepare_run(
     torch.manual_seed(config.seed)  # initial weights (the same in every process)
     if hasattr(cls, "training_windows"):  # an agent: its rows come from replaying episodes through its memory
         if obs_keys is not None:
-            raise ValueError(f"--obs-keys does not apply to {policy_name!r}: it reads the observations it needs")
-        policy = make_policy(policy_name, **{**cls.data_defaults(episodes[0]), **policy_kwargs})
-        windows = policy.training_windows(episodes, progress=progress)  # with the initial weights, as on resume
+            raise ValueError(f"--obs-keys does not apply to {cls.name!r}: it reads the observations it needs")
+        unset = {  # the data fields at their defaults, then the data's values
+            f.name: f.default for f in dataclasses.fields(policy) if f.name in policy.data_fields and f.init
+            and f.default is not dataclasses.MISSING
+        }  # fmt: skip
+        model = cls(dataclasses.replace(policy, **{**unset, **cls.data_defaults(episodes[0])}))
+        windows = model.training_windows(episodes, progress=progress)  # with the initial weights, as on resume
     else:
-        defaults = {f.name: f.default for f in dataclasses.fields(cls.config_class) if f.init}
-        n_obs_steps = policy_kwargs.get("n_obs_steps", defaults["n_obs_steps"])
-        horizon = policy_kwargs.get("horizon", defaults["horizon"])
-        windows = EpisodeWindows(episodes, n_obs_steps=n_obs_steps, horizon=horizon, obs_keys=obs_keys)
-        policy = make_policy(
-            policy_name, obs_dim=windows.obs_dim, action_dim=windows.action_dim, obs_keys=windows.obs_keys,
-            **policy_kwargs,
-        )  # fmt: skip
+        windows = EpisodeWindows(episodes, n_obs_steps=policy.n_obs_steps, horizon=policy.horizon, obs_keys=obs_keys)
+        model = cls(
+            dataclasses.replace(
+                policy, obs_dim=windows.obs_dim, action_dim=windows.action_dim, obs_keys=windows.obs_keys
+            )
+        )
     if start is not None:
-        _check_same_policy(start, policy, options.init_from)
+        _check_same_policy(start, model, options.init_from)
     data_info = {
         "dir": str(data),
         "episodes": windows.num_episodes,
@@ -198,18 +160,16 @@ def prepare_run(
     }
 
     checkpoint = run_dir / CHECKPOINT_NAME
-    if claim:  # only now is the run directory touched (--overwrite deletes the old run)
-        state = _existing_state(run_dir, checkpoint, resume=resume, overwrite=overwrite)
-    else:
-        state = load_train_state(checkpoint) if resume else None
+    # Only now is the run directory touched (--overwrite deletes the old run).
+    state = _existing_state(run_dir, checkpoint, resume=options.resume, overwrite=options.overwrite)
     if state is not None:
-        _check_resume(state, checkpoint, policy, config, data_info)
-        policy.load_checkpoint_weights(state["policy"])
+        _check_resume(state, checkpoint, model, config, data_info)
+        model.load_checkpoint_weights(state["policy"])
     elif start is not None:
-        policy.load_checkpoint_weights(start.checkpoint_payload())
+        model.load_checkpoint_weights(start.checkpoint_payload())
     else:
-        policy.fit_normalizer(windows.obs, windows.actions)
-    return RunSetup(policy_name, run_dir, windows, policy, state, data_info, options.init_from)
+        model.fit_normalizer(windows.obs, windows.actions)
+    return RunSetup(cls.name, run_dir, windows, model, state, data_info, options.init_from)
 
 
 def _check_same_policy(start: Policy, policy: Policy, path: str | None) -> None:
@@ -225,7 +185,7 @@ def _check_same_policy(start: Policy, policy: Policy, path: str | None) -> None:
 
 def execute_run(
     setup: RunSetup, config: TrainConfig, *, progress: bool = True, sync: Any = None, stop_file: Path | None = None
-) -> TrainResult:
+) -> TrainSummary:
     """Train a prepared run; the chief process (the only one without ``sync``) writes config.json and summary.json.
 
     Args:
@@ -234,6 +194,9 @@ def execute_run(
         progress: Show a progress bar (chief only).
         sync: A :class:`~embodia.training.distributed.TorchDistSync` in a distributed worker, else None.
         stop_file: Stop (with a checkpoint) once this file exists (see :class:`Trainer`).
+
+    Returns:
+        The run's summary (every worker computes it; the chief writes it).
     """
     chief = sync is None or sync.is_chief
     trainer = Trainer(
@@ -254,14 +217,10 @@ def execute_run(
         resolved = {"policy": setup.policy_name, "policy_config": setup.policy.config.to_dict()}
         payload = {**resolved, "train_config": config.to_dict(), "data": setup.data_info, "init_from": setup.init_from}
         write_json_atomic(setup.run_dir / CONFIG_NAME, {**payload, "resumed_at_step": trainer.step})
-    result = trainer.train()
+    summary = _summary(trainer.train(), setup, config)
     if chief:
-        summary = {
-            **_summary(result, setup.policy_name, config, setup.data_info, setup.run_dir),
-            "init_from": setup.init_from,
-        }
-        write_json_atomic(setup.run_dir / SUMMARY_NAME, summary)
-    return result
+        summary.write(setup.run_dir)
+    return summary
 
 
 def _existing_state(run_dir: Path, checkpoint: Path, *, resume: bool, overwrite: bool) -> dict[str, Any] | None:
@@ -305,6 +264,10 @@ def _check_resume(
         raise ValueError(f"--resume: {checkpoint} trains a {saved.get('policy')!r} policy, not {policy.name!r}")
     mine = policy.config.to_dict()
     theirs = saved.get("config", {})
+    try:  # a checkpoint of an older layout of the config, read as it loads
+        theirs = type(policy.config).from_dict(theirs).to_dict()
+    except (TypeError, ValueError):
+        pass  # compared as stored: the differing fields are named below
     diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
     if diff:
         shown = ", ".join(f"{k}: {theirs.get(k)!r} in the checkpoint, {mine.get(k)!r} now" for k in diff)
@@ -339,19 +302,18 @@ def _check_resume(
         )
 
 
-def _summary(
-    result: TrainResult, policy_name: str, config: TrainConfig, data_info: dict[str, Any], run_dir: Path
-) -> dict[str, Any]:
-    return {
-        "policy": policy_name,
-        "steps": result.steps,
-        "samples": result.samples,
-        "elapsed_s": round(result.elapsed_s, 3),
-        "stopped_by": result.stopped_by,
-        "it_per_s_last_segment": round(result.it_per_s, 3),
-        "last_terms": result.last_terms,
-        "train_config": config.to_dict(),
-        "data": data_info,
-        "policy_file": str(run_dir / POLICY_NAME),
-        "checkpoint": str(run_dir / CHECKPOINT_NAME),
-    }
+def _summary(result: TrainResult, setup: RunSetup, config: TrainConfig) -> TrainSummary:
+    return TrainSummary(
+        policy=setup.policy_name,
+        steps=result.steps,
+        samples=result.samples,
+        elapsed_s=round(result.elapsed_s, 3),
+        stopped_by=result.stopped_by,
+        it_per_s_last_segment=round(result.it_per_s, 3),
+        last_terms=result.last_terms,
+        train_config=config,
+        data=setup.data_info,
+        policy_file=str(setup.run_dir / POLICY_NAME),
+        checkpoint=str(setup.run_dir / CHECKPOINT_NAME),
+        init_from=setup.init_from,
+    )

@@ -8,8 +8,8 @@ runs them. The figures each shipped checkpoint scored, and the digests of its fi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["RECIPES", "Recipe", "recipe"]
 
@@ -27,10 +27,13 @@ class Recipe:
         summary: One line: what it is.
         env_id: The environment it is trained and evaluated on.
         collect: ``embodia collect`` arguments (with ``{demos}``).
-        train: ``embodia train`` arguments (with ``{demos}`` and ``{run}``).
+        train: ``embodia train`` arguments (with ``{demos}`` and ``{run}``), ending in the policy's subcommand
+            and flags (``policy:NAME --policy.FIELD VALUE ...``, from :attr:`policy` and :attr:`policy_fields`).
         metric: The headline metric of its evaluation (``"tc"`` for navigation, ``"success"`` otherwise).
         eval_episodes: Episodes of the recorded evaluation (seeds ``EVAL_SEED`` on).
         claim: Where the policy is expected to work and where not (shown by ``embodia zoo list``).
+        policy: The policy trained (registry name).
+        policy_fields: The policy's config fields the recipe sets, as ``(name, value)`` pairs.
     """
 
     name: str
@@ -41,6 +44,14 @@ class Recipe:
     metric: str
     eval_episodes: int
     claim: str = ""
+    policy: str = ""
+    policy_fields: tuple[tuple[str, Any], ...] = ()
+
+    def policy_config(self) -> Any:
+        """The config of the policy the train command trains (``embodia.policies.factory.policy_config``)."""
+        from embodia.policies.factory import policy_config
+
+        return policy_config(self.policy, **dict(self.policy_fields))
 
     def commands(self, demos: str, run: str) -> list[list[str]]:
         """The ``embodia`` argument lists with the placeholders filled in: collect, then train."""
@@ -77,19 +88,29 @@ def _collect(env_id: str, episodes: int, workers: int = 2) -> tuple[str, ...]:
     )  # fmt: skip
 
 
-def _train(policy: str, steps: int, policy_kwargs: dict | None = None) -> tuple[str, ...]:
+def _train(policy: str, steps: int, fields: dict[str, Any] | None = None) -> tuple[str, ...]:
     args = [
-        "train", "--data", "{demos}", "--policy", policy, "--run", "{run}", "--steps", str(steps),
-        "--batch-size", "64", "--lr", "1e-3", "--warmup-steps", "100", "--seed", "0", "--overwrite", "--no-progress",
+        "train", "--data", "{demos}", "--run", "{run}", "--steps", str(steps), "--batch-size", "64", "--lr", "1e-3",
+        "--warmup-steps", "100", "--seed", "0", "--overwrite", "--no-progress", f"policy:{policy}",
     ]  # fmt: skip
-    if policy_kwargs:
-        args += ["--policy-kwargs", json.dumps(policy_kwargs, separators=(",", ":"))]
+    for name, value in (fields or {}).items():
+        args += [f"--policy.{name.replace('_', '-')}", *_flag_values(value)]
     return tuple(args)
 
 
+def _flag_values(value: Any) -> list[str]:
+    """A config value as command-line words (a tuple: one word per item)."""
+    if isinstance(value, tuple | list):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
 def _navigator(name: str, memory: str, summary: str, claim: str) -> Recipe:
-    kwargs = {"memory": memory, "policy": "ebt", "act_from_phase": 1}
-    return Recipe(name, summary, NAV_ENV, _collect(NAV_ENV, 40), _train("navigator", 3000, kwargs), "tc", 40, claim)
+    fields = {"memory": memory, "act_from_phase": 1}  # the inner policy: EBT-Policy with the navigator's defaults
+    train = _train("navigator", 3000, fields)
+    return Recipe(
+        name, summary, NAV_ENV, _collect(NAV_ENV, 40), train, "tc", 40, claim, "navigator", tuple(fields.items())
+    )
 
 
 _DDIM10 = {"inference": "ddim", "num_inference_steps": 10}
@@ -135,6 +156,8 @@ RECIPES: dict[str, Recipe] = {
                 "success",
                 50,
                 _CLAIMS[env],
+                policy,
+                tuple((kwargs or {}).items()),
             )
             for env, (env_id, label) in _MANIPULATION.items()
             for key, (policy, steps, kwargs, what) in _POLICIES.items()
