@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import tyro
-from tyro.constructors import MISSING, MISSING_NONPROP, StructConstructorSpec, StructTypeInfo
-from tyro.constructors._struct_spec_dataclass import dataclass_rule  # the default rule, which ours extends
+from tyro.constructors import MISSING, MISSING_NONPROP, ConstructorRegistry, StructConstructorSpec, StructTypeInfo
 
 from embodia.agents.model import AgentConfig
 from embodia.agents.navigator import NavigatorConfig
@@ -33,16 +32,26 @@ PolicyChoice = (
 )
 """The policy to train, one subcommand per policy (``embodia train policy:mlp --policy.hidden-dims 64 64``)."""
 
-POLICY_FLAGS = tyro.constructors.ConstructorRegistry()
+POLICY_FLAGS = ConstructorRegistry()
 """The command line's rule for policy configs: the fields the data decides are not flags."""
+
+
+_DEFAULT_RULE_FOR: list[type] = []
+"""The policy config whose default spec is being built (non-empty while :func:`_policy_config_flags` defers)."""
 
 
 @POLICY_FLAGS.struct_rule
 def _policy_config_flags(info: StructTypeInfo) -> StructConstructorSpec | None:
     """A policy config's flags: every field but its ``data_fields`` (set from the data when training)."""
-    if not (isinstance(info.type, type) and issubclass(info.type, PolicyConfig)):
-        return None
-    spec = dataclass_rule(info)
+    if _DEFAULT_RULE_FOR or not (isinstance(info.type, type) and issubclass(info.type, PolicyConfig)):
+        return None  # not a policy config, or asked from below for tyro's own spec of it
+    _DEFAULT_RULE_FOR.append(info.type)
+    try:
+        spec = ConstructorRegistry.get_struct_spec(info)  # tyro's own rule for the dataclass (ours declines above)
+    finally:
+        _DEFAULT_RULE_FOR.pop()
+    if not isinstance(spec, StructConstructorSpec):
+        return spec
     placeholders = data_placeholders(info.type)
     fields = []
     for spec_field in spec.fields:

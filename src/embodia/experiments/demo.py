@@ -109,9 +109,8 @@ def demo_rows() -> list[DemoRow]:
 
 def _variant(row: DemoRow) -> Any:
     """The :class:`~embodia.experiments.variants.Variant` that trains and/or evaluates ``row``."""
-    from embodia.agents.modular import modular_controller
-    from embodia.envs.experts import make_expert
     from embodia.experiments.variants import Variant
+    from embodia.runtime.controller_registry import controller_factory
     from embodia.runtime.policy_controller import policy_controller
     from embodia.zoo.recipes import recipe
     from embodia.zoo_store import resolve_checkpoint
@@ -121,9 +120,9 @@ def _variant(row: DemoRow) -> Any:
     if row.source == "shipped":
         file = resolve_checkpoint(f"zoo:{row.zoo}")  # verified here, once
         return Variant(row.name, row.env_id, controller=functools.partial(policy_controller, str(file)))
-    if row.agent == "modular":
-        return Variant(row.name, row.env_id, controller=functools.partial(modular_controller, "full", 1))
-    return Variant(row.name, row.env_id, controller=make_expert)
+    options = {"memory": "full", "act_from_phase": 1} if row.agent == "modular" else {}
+    factory, _ = controller_factory(row.agent, **options)
+    return Variant(row.name, row.env_id, controller=factory)
 
 
 def run_demo(out: Path, *, quick: bool = False, workers: int = 2, progress: bool = True) -> dict[str, Any]:
