@@ -202,17 +202,24 @@ def test_max_failures_goes_with_workers(tmp_path):
 
 
 def test_train_help_lists_every_policys_config_fields():
-    """`embodia train policy:NAME --help` lists every field of NAME's config but the ones the data decides."""
+    """`embodia train --help` names every policy's flags; `embodia train policy:NAME --help` explains every field of
+    NAME's config but the ones the data decides."""
     import dataclasses
     import re
 
-    from embodia.cli import PolicyChoice
+    from embodia.cli.train import PolicyChoice
     from embodia.policies.factory import policy_class_for, policy_config
 
-    proc = embodia("train", "--help")
+    proc = embodia("train", "--help", env_extra={"COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
     names = ("ebt", "ebt-dsm", "diffusion", "mlp", "agent", "navigator")
-    assert all(f"policy:{name}" in proc.stdout for name in names)
+    overview = {line.split(": ", 1)[0]: line for line in proc.stdout.splitlines() if line.startswith("policy:")}
+    for name in names:
+        config = policy_config(name)
+        for f in dataclasses.fields(config):
+            if f.init and f.name != "inner":
+                listed = f"--policy.{f.name.replace('_', '-')}" in overview[f"policy:{name}"].split()
+                assert listed == (f.name not in config.data_fields), (name, f.name)
     shown = set()
     for name in names:
         config = policy_config(name)
@@ -229,3 +236,14 @@ def test_train_help_lists_every_policys_config_fields():
     assert len(PolicyChoice.__args__) == len(shown) == len(names)
     proc = embodia("train", "policy:agent", "policy.inner:diffusion", "--help", env_extra={"COLUMNS": "200"})
     assert "--policy.inner.num-inference-steps " in proc.stdout and "--policy.inner.obs-dim" not in proc.stdout
+
+
+def test_commands_but_train_parse_without_torch():
+    """`embodia list` / `replay` / `collect` parse without importing torch or the policy configs (a fast start)."""
+    code = (
+        "import sys; from embodia.cli import parse_args; "
+        "cmd = parse_args(['list', '--all']); print(type(cmd).__name__, 'torch' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["ListCommand", "False"]

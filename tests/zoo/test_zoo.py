@@ -127,7 +127,9 @@ def test_recorded_figures_are_what_embodia_eval_prints(name, tmp_path):
 
 def test_recipes_are_commands_of_this_cli():
     """Every recipe's commands parse (tyro) as the subcommands they claim to be."""
-    from embodia.cli import CollectCommand, TrainCommand, parse_args
+    from embodia.cli import parse_args
+    from embodia.cli.app import CollectCommand
+    from embodia.cli.train import TrainCommand
 
     for entry in RECIPES.values():
         collect_args, train_args = entry.commands("D", "R")

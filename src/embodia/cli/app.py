@@ -1,68 +1,18 @@
-"""The ``embodia`` command line: ``embodia {demo,collect,train,eval,replay,list,zoo,export} ...`` (``--help``)."""
+"""The commands of ``embodia`` but ``train`` (:mod:`embodia.cli.train`), their runs, and the parser of them all.
+
+A command line that starts with a command's name is parsed by that command alone, so ``embodia list`` or ``embodia
+replay`` never imports torch or the policy configs; ``embodia`` / ``embodia --help`` parses the union of all.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 import tyro
-from tyro.constructors import MISSING, MISSING_NONPROP, ConstructorRegistry, StructConstructorSpec, StructTypeInfo
-
-from embodia.agents.model import AgentConfig
-from embodia.agents.navigator import NavigatorConfig
-from embodia.policies.base import PolicyConfig
-from embodia.policies.diffusion.configuration_diffusion import DiffusionConfig
-from embodia.policies.ebt.configuration_ebt import EBTConfig, EBTDSMConfig
-from embodia.policies.factory import data_placeholders, policy_config
-from embodia.policies.mlp.configuration_mlp import MLPConfig
-from embodia.training.config import TrainConfig
-from embodia.training.run import RunOptions
-
-PolicyChoice = (
-    Annotated[EBTConfig, tyro.conf.subcommand("ebt")]
-    | Annotated[EBTDSMConfig, tyro.conf.subcommand("ebt-dsm")]
-    | Annotated[DiffusionConfig, tyro.conf.subcommand("diffusion")]
-    | Annotated[MLPConfig, tyro.conf.subcommand("mlp")]
-    | Annotated[AgentConfig, tyro.conf.subcommand("agent")]
-    | Annotated[NavigatorConfig, tyro.conf.subcommand("navigator")]
-)
-"""The policy to train, one subcommand per policy (``embodia train policy:mlp --policy.hidden-dims 64 64``)."""
-
-POLICY_FLAGS = ConstructorRegistry()
-"""The command line's rule for policy configs: the fields the data decides are not flags."""
-
-
-_DEFAULT_RULE_FOR: list[type] = []
-"""The policy config whose default spec is being built (non-empty while :func:`_policy_config_flags` defers)."""
-
-
-@POLICY_FLAGS.struct_rule
-def _policy_config_flags(info: StructTypeInfo) -> StructConstructorSpec | None:
-    """A policy config's flags: every field but its ``data_fields`` (set from the data when training)."""
-    if _DEFAULT_RULE_FOR or not (isinstance(info.type, type) and issubclass(info.type, PolicyConfig)):
-        return None  # not a policy config, or asked from below for tyro's own spec of it
-    _DEFAULT_RULE_FOR.append(info.type)
-    try:
-        spec = ConstructorRegistry.get_struct_spec(info)  # tyro's own rule for the dataclass (ours declines above)
-    finally:
-        _DEFAULT_RULE_FOR.pop()
-    if not isinstance(spec, StructConstructorSpec):
-        return spec
-    placeholders = data_placeholders(info.type)
-    fields = []
-    for spec_field in spec.fields:
-        if spec_field.name in info.type.data_fields:
-            missing = spec_field.default is MISSING or spec_field.default is MISSING_NONPROP
-            default = placeholders[spec_field.name] if missing else spec_field.default
-            spec_field = dataclasses.replace(
-                spec_field, type=Annotated[spec_field.type, tyro.conf.Suppress], default=default
-            )
-        fields.append(spec_field)
-    return dataclasses.replace(spec, fields=tuple(fields))
 
 
 @dataclass
@@ -130,9 +80,9 @@ class EvalCommand:
     checkpoint: Path | None = None
     """Policy checkpoint, e.g. runs/ebt/policy.pt (from `embodia train`) or zoo:NAME (`embodia zoo list`); or give
     --agent."""
-    agent: Literal["modular", "expert"] | None = None
-    """A non-learned agent instead of a checkpoint: "modular" (UrbanNav: Mem4Nav memory, street planner, pure
-    pursuit) or "expert" (the env's scripted expert)."""
+    agent: str | None = None
+    """A non-learned agent instead of a checkpoint, by its name in the controller registry: "modular" (UrbanNav:
+    Mem4Nav memory, street planner, pure pursuit) or "expert" (the env's scripted expert)."""
     memory: str | None = None
     """Memory mode of --agent: full (default), none, stm, ltm, no-octree or no-graph."""
     act_from_phase: int | None = None
@@ -147,43 +97,6 @@ class EvalCommand:
     seed: int = 1_000_000
     """Seed of the first episode (default: far from the seeds demonstrations are collected on)."""
     rollout: Annotated[RolloutOptions, tyro.conf.OmitArgPrefixes] = field(default_factory=RolloutOptions)
-
-
-@dataclass
-class TrainCommand:
-    """Train a policy on episode files (from `embodia collect`), with TensorBoard logs and checkpoints in --run."""
-
-    data: Path
-    """Directory of episode files (*.h5)."""
-    policy: PolicyChoice = field(default_factory=lambda: policy_config("ebt"))
-    """Policy to train, with its config: ebt, ebt-dsm, diffusion, mlp, navigator (UrbanNav: Mem4Nav memory and
-    street planner with a learned controller) or agent (UrbanNav: encoder + Mem4Nav memory + an inner policy,
-    trained end to end). `embodia train policy:NAME --help` lists its flags."""
-    run: Path | None = None
-    """Run directory for TensorBoard events, checkpoints/last.pt, policy.pt and summary.json (default runs/<policy>)."""
-    hp: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=TrainConfig)
-    setup: Annotated[RunOptions, tyro.conf.OmitArgPrefixes] = field(default_factory=RunOptions)
-    progress: bool = True
-    """Show a progress bar."""
-    workers: int = 0
-    """Data-parallel Ray Train workers (gradients averaged every step); 0 trains in this process."""
-    ray_address: str | None = None
-    """HOST:PORT of a running Ray cluster for the workers (default: a local Ray instance)."""
-    max_failures: int = 0
-    """With --workers: restart the worker group up to this many times after a worker dies, resuming from the last
-    checkpoint (0: a lost worker fails the run)."""
-    dagger_rounds: int = 0
-    """DAgger rounds after training on --data: roll the policy out, label its states with the env's expert,
-    aggregate, retrain (0: none). Rollouts run on --dagger-workers Ray actors."""
-    dagger_episodes: int = 20
-    """Labelled rollouts per DAgger round."""
-    dagger_seed: int = 2_000_000
-    """Seed of the first DAgger rollout (round k starts at seed + (k-1) * episodes)."""
-    dagger_workers: int = 0
-    """Ray actors for the DAgger rollouts (0: in this process)."""
-    dagger_round_steps: int | None = None
-    """Fine-tune each DAgger round's policy on the aggregate for this many steps (None: retrain from scratch with
-    the --steps/--minutes budget)."""
 
 
 @dataclass
@@ -252,16 +165,18 @@ class ListCommand:
     """Include every Gymnasium environment, not only embodia's."""
 
 
-Command = (
-    Annotated[DemoCommand, tyro.conf.subcommand("demo")]
-    | Annotated[CollectCommand, tyro.conf.subcommand("collect")]
-    | Annotated[TrainCommand, tyro.conf.subcommand("train"), tyro.conf.CascadeSubcommandArgs]
-    | Annotated[EvalCommand, tyro.conf.subcommand("eval")]
-    | Annotated[ReplayCommand, tyro.conf.subcommand("replay")]
-    | Annotated[ListCommand, tyro.conf.subcommand("list")]
-    | Annotated[ZooCommand, tyro.conf.subcommand("zoo")]
-    | Annotated[ExportCommand, tyro.conf.subcommand("export")]
-)
+COMMANDS: dict[str, type] = {
+    "demo": DemoCommand,
+    "collect": CollectCommand,
+    "eval": EvalCommand,
+    "replay": ReplayCommand,
+    "list": ListCommand,
+    "zoo": ZooCommand,
+    "export": ExportCommand,
+}
+"""The commands defined here, by name (``train`` is :class:`embodia.cli.train.TrainCommand`)."""
+
+DESCRIPTION = "The embodia command line: embodia {demo,collect,train,eval,replay,list,zoo,export} ... (--help)."
 
 
 def _parse_json_object(text: str, flag: str) -> dict:
@@ -361,55 +276,6 @@ def _eval_env_and_episodes(cmd: EvalCommand) -> tuple[str, int]:
                 f"{recorded[2]}; this run differs, so its figures will too"
             )
     return env, episodes
-
-
-def run_train(cmd: TrainCommand) -> int:
-    """Runs ``embodia train``."""
-    import torch
-
-    from embodia.policies.factory import policy_class_for
-    from embodia.training.entry import train
-
-    torch.set_num_threads(1)  # one thread per process; parallelism comes from Ray workers
-    name = policy_class_for(cmd.policy).name
-    run_dir = cmd.run if cmd.run is not None else Path("runs") / name
-    if cmd.ray_address is not None and cmd.workers == 0 and cmd.dagger_workers == 0:
-        raise ValueError("--ray-address needs --workers N >= 1 (or --dagger-workers N >= 1)")
-    if not cmd.dagger_rounds and (cmd.dagger_workers or cmd.dagger_round_steps is not None):
-        raise ValueError("--dagger-workers and --dagger-round-steps go with --dagger-rounds N >= 1")
-    if cmd.dagger_rounds:
-        from embodia.runtime.dagger import train_with_dagger
-
-        opts = cmd.setup
-        if cmd.workers or cmd.max_failures or opts.resume or opts.obs_keys is not None or opts.init_from is not None:
-            raise ValueError(
-                "--dagger-rounds trains in this process from scratch: drop --workers/--resume/--obs-keys/--init-from"
-            )
-        summary = train_with_dagger(
-            cmd.data, cmd.policy, run_dir, cmd.hp, rounds=cmd.dagger_rounds, episodes=cmd.dagger_episodes,
-            seed=cmd.dagger_seed, round_steps=cmd.dagger_round_steps, workers=cmd.dagger_workers,
-            ray_address=cmd.ray_address, overwrite=opts.overwrite, progress=cmd.progress,
-        )  # fmt: skip
-        for entry in summary["dagger"]:
-            figures = ", ".join(f"{k} {v:.3f}" for k, v in entry["rollout_metrics"].items())
-            print(f"DAgger round {entry['round']}: learner rollouts {figures}; {entry['episodes_trained_on']} episodes")
-    else:
-        summary = train(
-            cmd.data, cmd.policy, run_dir, cmd.hp, cmd.setup, workers=cmd.workers,
-            ray_address=cmd.ray_address, max_failures=cmd.max_failures,
-            progress=cmd.progress,
-        ).to_dict()  # fmt: skip
-    terms = ", ".join(f"{k} {v:.4g}" for k, v in summary["last_terms"].items() if k in ("loss", "lr"))
-    print(
-        f"trained {name} for {summary['steps']} steps ({summary['elapsed_s']:.1f} s, "
-        f"{summary['it_per_s_last_segment']:.1f} it/s, {max(cmd.workers, 1)} worker(s), stopped by "
-        f"{summary['stopped_by']}); last {terms}"
-    )
-    from embodia.replay.report_html import write_train_report
-
-    report = write_train_report(run_dir)
-    print(f"policy: {run_dir / 'policy.pt'}   report: {report}   tensorboard --logdir {run_dir}")
-    return 0
 
 
 def run_replay(cmd: ReplayCommand) -> int:
@@ -538,8 +404,26 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
 
 
 def parse_args(argv: list[str] | None = None) -> object:
-    """The command ``argv`` (default: ``sys.argv``) names, parsed; tyro reports a malformed flag and exits 2."""
-    return tyro.cli(Command, args=argv, prog="embodia", description=__doc__, registry=POLICY_FLAGS)
+    """The command ``argv`` (default: ``sys.argv[1:]``) names, parsed; tyro reports a malformed flag and exits 2.
+
+    ``argv[0]`` naming a command parses that command alone (only its own imports); anything else (no command,
+    ``--help``, an unknown name) parses the union of all commands, whose help lists them.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    name = argv[0] if argv else None
+    if name in COMMANDS:
+        return tyro.cli(COMMANDS[name], args=argv[1:], prog=f"embodia {name}", description=COMMANDS[name].__doc__)
+    from embodia.cli.train import POLICY_FLAGS, TrainCommand, policy_flags_overview
+
+    if name == "train":
+        train = Annotated[TrainCommand, tyro.conf.CascadeSubcommandArgs]
+        description = f"{TrainCommand.__doc__}\n\nThe flags of each policy (its --help explains them):\n\n"
+        return tyro.cli(train, args=argv[1:], prog="embodia train", description=description + policy_flags_overview(),
+                        registry=POLICY_FLAGS)  # fmt: skip
+    subcommands = [Annotated[cls, tyro.conf.subcommand(n)] for n, cls in COMMANDS.items()]
+    subcommands.insert(2, Annotated[TrainCommand, tyro.conf.subcommand("train"), tyro.conf.CascadeSubcommandArgs])
+    return tyro.cli(Union[tuple(subcommands)], args=argv, prog="embodia", description=DESCRIPTION,  # noqa: UP007
+                    registry=POLICY_FLAGS)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -547,7 +431,6 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         CollectCommand: run_collect,
         DemoCommand: run_demo,
-        TrainCommand: run_train,
         EvalCommand: run_eval,
         ReplayCommand: run_replay,
         ListCommand: run_list,
@@ -560,6 +443,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             # A malformed flag is reported by tyro: the argument, the problem and its help text, exit status 2.
             cmd = parse_args(argv)
+            if type(cmd) not in handlers:  # embodia train (its module is loaded by now)
+                from embodia.cli.train import run_train
+
+                return run_train(cmd)
             return handlers[type(cmd)](cmd)
         except Exception as err:
             if not isinstance(err, _user_error_types()):
@@ -569,7 +456,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("embodia: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
