@@ -128,3 +128,18 @@ def test_metrics_at_episode_end(env_id, make_env):
     assert truncated and not terminated
     assert "success" in info["metrics"] and info["metrics"]["success"] == 0.0
     assert all(isinstance(v, float) for v in info["metrics"].values())
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_headline_metrics_are_metrics_the_env_reports(env_id, make_env):
+    """A report asks the env which metrics lead (envs.views.headline_metrics); every one is in its episode metrics."""
+    from embodia.envs.views import headline_metrics
+
+    env = make_env(env_id, max_steps=5)
+    env.reset(seed=0)
+    for action in _no_stop_actions(env, 5, seed=0):
+        *_, info = env.step(action)
+    keys = [key for key, _ in headline_metrics(env_id)]
+    assert keys and all(key in info["metrics"] for key in keys)
+    assert ("tc" in keys) == ("UrbanNav" in env_id)
+    assert headline_metrics("no-such-env-v0") == (("success", "success"),)

@@ -285,6 +285,7 @@ class AgentPolicy(Policy):
 
     name = "agent"
     config_class = AgentConfig
+    builds_own_windows = True
     batch_keys = frozenset({"obs", "action", "action_mask", "item_obs", "item_embeddings", "item_tokens"})
 
     def __init__(self, config: AgentConfig) -> None:
@@ -355,7 +356,7 @@ class AgentPolicy(Policy):
     @property
     def last_nfe(self) -> Tensor | None:
         """The inner policy's network evaluations in its last plan (EBT's dynamic compute), if it counts them."""
-        return getattr(self.inner, "last_nfe", None)
+        return self.inner.last_nfe
 
     def fit_normalizer(self, obs: np.ndarray | Tensor, actions: np.ndarray | Tensor) -> AgentPolicy:
         """Fit the action range (the inner policy's) and the row statistics (kept for inspection); returns self."""

@@ -143,6 +143,7 @@ class NavigatorPolicy(Policy):
 
     name = "navigator"
     config_class = NavigatorConfig
+    builds_own_windows = True
 
     def __init__(self, config: NavigatorConfig) -> None:
         super().__init__(config)
@@ -173,12 +174,12 @@ class NavigatorPolicy(Policy):
     @property
     def last_nfe(self) -> Tensor | None:
         """The inner policy's network evaluations in its last plan, if it counts them."""
-        return getattr(self.inner, "last_nfe", None)
+        return self.inner.last_nfe
 
     @property
     def last_energy(self) -> Tensor | None:
         """The inner policy's final chunk energy in its last plan (energy-based inner policies), else None."""
-        return getattr(self.inner, "last_energy", None)
+        return self.inner.last_energy
 
     def fit_normalizer(self, obs: np.ndarray | Tensor, actions: np.ndarray | Tensor) -> NavigatorPolicy:
         """Fit the inner policy's normaliser (and this one's, kept for inspection); returns self."""

@@ -140,6 +140,10 @@ class EpisodeWindows:
         """Number of episodes (including any with zero steps)."""
         return len(self.episode_ends)
 
+    def digest_obs(self) -> np.ndarray:
+        """The observations ``(N_obs, Do)`` a run's data digest covers (subclasses may narrow them)."""
+        return self.obs
+
     def __len__(self) -> int:
         return len(self._episode)
 

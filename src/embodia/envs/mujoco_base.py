@@ -76,6 +76,8 @@ class MjSpecEnv(gym.Env):
     """Further per-step ``info`` scalars that episode files record (after the reward terms)."""
     is_mujoco: bool = True
     """Episodes record ``mj_state`` (:meth:`get_mj_state`) for exact replays."""
+    HEADLINE_METRICS: tuple[tuple[str, str], ...] = (("success", "success"),)
+    """The episode metrics a report leads with, as ``(key, column title)``."""
 
     def __init__(
         self,

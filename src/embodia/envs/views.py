@@ -18,7 +18,16 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import load_env_creator
 
-__all__ = ["Disc", "Polyline", "Rect", "TopDownMap", "class_colours", "env_class", "has_top_down_map"]
+__all__ = [
+    "Disc",
+    "Polyline",
+    "Rect",
+    "TopDownMap",
+    "class_colours",
+    "env_class",
+    "has_top_down_map",
+    "headline_metrics",
+]
 
 RGB = tuple[int, int, int]
 
@@ -95,3 +104,12 @@ def class_colours(env_id: str) -> np.ndarray | None:
 def has_top_down_map(env_id: str) -> bool:
     """Whether ``env_id``'s env draws a :class:`TopDownMap` (``top_down_map()``)."""
     return callable(getattr(env_class(env_id), "top_down_map", None))
+
+
+def headline_metrics(env_id: str) -> tuple[tuple[str, str], ...]:
+    """The metrics a report on ``env_id`` leads with, as ``(key, column title)`` pairs.
+
+    Its env's ``HEADLINE_METRICS``; else ``(("success", "success"),)``, which every embodia env and every adapted
+    foreign env reports.
+    """
+    return getattr(env_class(env_id), "HEADLINE_METRICS", (("success", "success"),))

@@ -10,12 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from embodia.envs.views import headline_metrics
 from embodia.experiments.variants import mean_per_episode, paired_difference
 
 __all__ = ["build_report", "format_report", "write_demo_html"]
 
-NAV_METRICS = (("tc", "TC"), ("spd", "SPD (m)"), ("ndtw", "nDTW"))
-MANIP_METRICS = (("success", "success"),)
 DIGITS = {"spd": 1}
 """Decimals of a metric in the tables (default 3): SPD is in metres."""
 MEMORY_ROWS = ("memory-agent-ebt", "memory-agent-ebt-no-memory")
@@ -37,7 +36,7 @@ ENV_NOTES = {
 
 
 def _metrics_of(env_id: str) -> tuple[tuple[str, str], ...]:
-    return NAV_METRICS if "UrbanNav" in env_id else MANIP_METRICS
+    return headline_metrics(env_id)  # the env's own (UrbanNav: TC, SPD, nDTW; the table tops: success)
 
 
 def _budget(row: Any, trained: dict[str, Any], shipped: dict[str, Any]) -> dict[str, Any] | None:

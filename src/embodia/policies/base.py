@@ -163,6 +163,10 @@ class Policy(nn.Module):
     """The PolicyConfig subclass this policy is built from."""
     batch_keys: ClassVar[frozenset[str]] = frozenset({"obs", "action", "action_mask"})
     """Keys a batch may hold; subclasses with extra inputs (memory tokens, ...) extend it."""
+    builds_own_windows: ClassVar[bool] = False
+    """False: the trainer cuts ``EpisodeWindows`` over the episodes' observation keys and sets the config's widths
+    from them. True: the policy reads episodes its own way (an agent replays them through its memory): the trainer
+    builds it with :meth:`data_defaults` of the first episode and asks it for :meth:`training_windows`."""
     last_nfe: Tensor | None = None
     """``(B,)`` network evaluations per sample in the last ``predict_action`` call, for policies that count them
     (diffusion, EBT); None: one forward pass."""
@@ -230,6 +234,33 @@ class Policy(nn.Module):
         """Forget the current plan (call at the start of every episode)."""
         self._action_queue.clear()
         self.last_plan = None
+
+    @classmethod
+    def data_defaults(cls, episode: Any) -> dict[str, Any]:
+        """Config fields taken from the data (e.g. an agent's sensor layout), for :attr:`builds_own_windows` policies.
+
+        Args:
+            episode: An ``embodia.data.episodes.Episode`` of the training data.
+
+        Returns:
+            ``{field: value}``; the default: none.
+        """
+        return {}
+
+    def training_windows(self, episodes: Any, *, progress: bool = False) -> Any:
+        """The training samples of a :attr:`builds_own_windows` policy, from its episodes.
+
+        Args:
+            episodes: The training ``Episode`` s.
+            progress: Show a progress bar.
+
+        Returns:
+            An ``embodia.data.windows.EpisodeWindows`` (or a subclass) of the samples.
+
+        Raises:
+            NotImplementedError: A policy that does not build its own windows (the trainer cuts them).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not build its own training windows")
 
     def rollout_controller(self, env: Any) -> Any:
         """The controller that runs this policy in ``env``, for policies that bring their own (agents with memory).

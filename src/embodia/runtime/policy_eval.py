@@ -209,7 +209,7 @@ def mode_split(
             batch = {"obs": np.repeat(window.batch()["obs"], n_chunks, axis=0)}  # (n_chunks, To, Do)
             with torch.no_grad():
                 chunks = policy.predict_action(batch)  # (n_chunks, Tp, Da)
-            last_nfe = getattr(policy, "last_nfe", None)
+            last_nfe = policy.last_nfe
             nfe.append(float(last_nfe.float().mean()) if isinstance(last_nfe, torch.Tensor) else 1.0)
             modes = rule.chunk_modes(chunks, policy.config.n_obs_steps - 1)  # (n_chunks,)
             per_start.append({"seed": seed, **rule.mode_origin(), **_fractions(modes)})

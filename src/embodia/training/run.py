@@ -45,8 +45,7 @@ def data_digest(windows: EpisodeWindows) -> str:
     windows are all a run (and every Ray worker) holds. Its values are in existing checkpoints' ``data_info``.
     """
     h = hashlib.blake2b(digest_size=8)
-    obs = windows.digest_obs() if hasattr(windows, "digest_obs") else windows.obs  # agents: the raw part
-    for arr in (windows.episode_ends, obs, windows.actions):
+    for arr in (windows.episode_ends, windows.digest_obs(), windows.actions):  # an agent's: the raw part
         h.update(np.ascontiguousarray(arr).tobytes())
     return h.hexdigest()
 
@@ -133,7 +132,7 @@ def prepare_run(
     if not episodes:
         raise ValueError(f"--data {data}: every episode file is corrupt (see the warnings above)")
     torch.manual_seed(config.seed)  # initial weights (the same in every process)
-    if hasattr(cls, "training_windows"):  # an agent: its rows come from replaying episodes through its memory
+    if cls.builds_own_windows:  # an agent: its rows come from replaying episodes through its memory
         if obs_keys is not None:
             raise ValueError(f"--obs-keys does not apply to {cls.name!r}: it reads the observations it needs")
         unset = {  # the data fields at their defaults, then the data's values

@@ -132,6 +132,7 @@ class UrbanNavEnv(MjSpecEnv, EzPickle):
     metadata = {"render_modes": ["rgb_array", "depth_array"], "render_fps": 10}
     REWARD_TERMS = ("reward_progress", "reward_success", "reward_collision")
     RECORD_INFOS = ("phase", "distance_to_goal", "collision")
+    HEADLINE_METRICS = (("tc", "TC"), ("spd", "SPD (m)"), ("ndtw", "nDTW"))
     """Per-step ``info`` scalars that episode files keep (besides the reward terms)."""
     PROGRESS_WEIGHT = 0.1
     SUCCESS_BONUS = 10.0
