@@ -43,7 +43,7 @@ class RolloutOptions:
 
     env_kwargs: str | None = None
     """A foreign env's gymnasium.make keyword arguments as a JSON object, e.g. --env Pusher-v5 --env-kwargs
-    '{"frame_skip": 4}'; embodia's envs take typed flags instead (env:FAMILY --env.FIELD VALUE)."""
+    '{"reward_control_weight": 0.2}'; embodia's envs take typed flags instead (env:FAMILY --env.FIELD VALUE)."""
     overwrite: bool = False
     """Replace episode files already in --out."""
     progress: bool = True
