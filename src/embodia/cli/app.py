@@ -225,7 +225,7 @@ def _env_kwargs(env_id: str, env_options: object | None, json_text: str | None) 
         if typed is not None:
             raise ValueError(
                 f"--env-kwargs is for foreign envs; give {env_id}'s options as typed flags: env:{typed.FAMILY} "
-                f"--env.FIELD VALUE (see --help after env:{typed.FAMILY})"
+                f"--env.FIELD VALUE (env:{typed.FAMILY} --help lists them)"
             )
         if env_options is not None:
             raise ValueError("give a foreign env's kwargs as --env-kwargs JSON, not env:FAMILY flags (not both)")
