@@ -61,17 +61,49 @@ def test_collect_refuses_to_overwrite_and_reports_bad_values_in_one_line(tmp_pat
     for args, fragment in [  # a later --out overrides the default one below
         (("--episodes", "0"), "--episodes must be >= 1"),
         (("--env", "nope/Nothing-v0"), "nope"),
-        (("--env-kwargs", "{not json"), "--env-kwargs is not valid JSON"),
-        (("--env-kwargs", '{"city": {"blocks_x": 0}}'), "blocks_x"),
+        (("--env", "Pusher-v5", "--env-kwargs", "{not json"), "--env-kwargs is not valid JSON"),
+        (("--env", "Pusher-v5", "--env-kwargs", "[1]"), "--env-kwargs must be a JSON object"),
+        (("--env", "Pusher-v5", "--env-kwargs", '{"foo": 1}'), "unexpected keyword argument"),
+        (("--env-kwargs", '{"max_steps": 5}'), "typed flags: env:urban-nav --env.FIELD VALUE"),
+        (("--env", "Pusher-v5", "env:push"), "give its kwargs as --env-kwargs JSON"),
+        (("--env", "Pusher-v5", "--env-kwargs", "{}", "env:push"), "not both"),
+        (("--env", "embodia/PushT-v0", "env:urban-nav", "--env.max-steps", "5"), "takes env:push options, not"),
+        (("env:detour", "--env.max-steps", "5"), "embodia/UrbanNav-v0 takes env:urban-nav options, not env:detour"),
+        (("env:urban-nav", "--env.max-steps", "0"), "max_steps"),
         (("--env", "CartPole-v1"), "Box action space"),
         (("--env", "InvertedPendulum-v5"), "no scripted expert"),
-        (("--env-kwargs", '{"foo": 1}'), "unexpected keyword argument"),
         (("--out", "/proc/embodia-nope"), "No such file"),
     ]:
         proc = embodia("collect", "--episodes", "1", "--out", str(tmp_path / "x"), *args)
         assert proc.returncode == 2, (args, proc.stderr)
         assert fragment in proc.stderr and "Traceback" not in proc.stderr
         assert proc.stderr.strip().count("\n") == 0, proc.stderr
+
+
+def test_typed_env_flags_report_bad_values_through_tyro(tmp_path):
+    """A nested config's invalid value fails while parsing (tyro's report, exit status 2), not in a traceback."""
+    proc = embodia("collect", "--out", str(tmp_path / "x"), "env:urban-nav", "--env.city.blocks-x", "0")
+    assert proc.returncode == 2 and "blocks_x" in proc.stderr and "Traceback" not in proc.stderr
+    proc = embodia("collect", "--out", str(tmp_path / "x"), "env:urban-nav", "--env.city.nope", "1")
+    assert proc.returncode == 2 and "--env.city.nope" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_typed_env_flags_make_the_episode_the_kwargs_dict_makes(tmp_path):
+    """`env:urban-nav --env.city.blocks-x 3 ...` runs the env `collect(env_kwargs={...})` does (the old JSON)."""
+    from embodia.runtime.collect import collect
+
+    flags = ("env:urban-nav", "--env.city.blocks-x", "3", "--env.city.blocks-y", "2", "--env.max-steps", "40")
+    proc = embodia("collect", "--episodes", "1", "--seed", "7", "--out", str(tmp_path / "flags"), "--no-progress",
+                   *flags)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    kwargs = {"city": {"blocks_x": 3, "blocks_y": 2}, "max_steps": 40}
+    collect("embodia/UrbanNav-v0", 1, tmp_path / "dict", seed=7, env_kwargs=kwargs, progress=False)
+    assert json.loads((tmp_path / "flags" / "summary.json").read_text())["env_kwargs"] == kwargs
+    by_flags, by_dict = (read_episode(tmp_path / d / "episode_000000.h5") for d in ("flags", "dict"))
+    assert by_flags.env_kwargs == by_dict.env_kwargs
+    assert by_flags.env_kwargs["city"]["blocks_x"] == 3 and by_flags.env_kwargs["max_steps"] == 40
+    assert by_flags.env_kwargs["task"] == "follow"  # the registered id's value, not given
+    assert (by_flags.actions == by_dict.actions).all() and by_flags.num_steps == by_dict.num_steps
 
 
 def test_overwrite_replaces_the_whole_collection(tmp_path):

@@ -157,3 +157,21 @@ def test_eval_runs_the_scripted_expert_from_the_command_line(tmp_path, capsys):
     assert summary["metrics"]["success"]["mean"] == 1.0 and summary["episodes"] == 3
     assert main([*args[:-3], "--memory", "full", "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
     assert "--memory and --act-from-phase go with --agent modular" in capsys.readouterr().err
+
+
+def test_eval_takes_typed_env_options_over_the_registered_ones(tmp_path, capsys):
+    """`env:detour --env.config.start-offset 0.03` keeps DetourReach-Sided-v0's registered config.start_gap."""
+    from embodia.data.episodes import read_episode
+
+    out = tmp_path / "typed"
+    args = ["eval", "--agent", "expert", "--env", "embodia/DetourReach-Sided-v0", "--episodes", "1", "--out", str(out),
+            "--no-progress", "env:detour", "--env.config.start-offset", "0.03", "--env.max-steps", "60"]  # fmt: skip
+    assert main(args) == 0
+    expected = {"config": {"start_gap": 0.01, "start_offset": 0.03}, "max_steps": 60}
+    assert json.loads((out / "summary.json").read_text())["env_kwargs"] == expected
+    recorded = read_episode(out / "episode_000000.h5").env_kwargs
+    assert recorded["config"]["start_gap"] == 0.01 and recorded["config"]["start_offset"] == 0.03
+    assert recorded["max_steps"] == 60 and recorded["side_rule"] == "start"
+    wrong = ["eval", "--agent", "expert", "--env", "embodia/PushT-v0", "--out", str(tmp_path / "bad"), "env:detour"]
+    assert main(wrong) == 2
+    assert "--env embodia/PushT-v0 takes env:push options, not env:detour" in capsys.readouterr().err

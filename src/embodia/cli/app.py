@@ -2,6 +2,11 @@
 
 A command line that starts with a command's name is parsed by that command alone, so ``embodia list`` or ``embodia
 replay`` never imports torch or the policy configs; ``embodia`` / ``embodia --help`` parses the union of all.
+
+``collect`` and ``eval`` take an env's constructor options as typed flags, one subcommand per env family
+(``env:urban-nav --env.city.blocks-x 10``, from :func:`embodia.envs.options.option_families`); ``--env-kwargs``
+(JSON) is for foreign envs only. The env modules those options live in are imported only when a command that
+takes them is parsed (:func:`_bind_env_options`).
 """
 
 from __future__ import annotations
@@ -10,17 +15,35 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import tyro
+
+EnvOptions: Any = None
+"""The ``env:FAMILY`` subcommands of collect and eval: a union of the envs' options dataclasses, bound by
+:func:`_bind_env_options` before those commands are parsed (so ``embodia list`` never imports the env modules)."""
+
+
+def _bind_env_options() -> None:
+    """Binds :data:`EnvOptions` (what collect's and eval's annotations name), importing the env modules once."""
+    global EnvOptions
+    if EnvOptions is None:
+        from embodia.envs.options import option_families
+
+        members = [
+            Annotated[cls, tyro.conf.subcommand(family, description=cls.__doc__.splitlines()[0])]
+            for family, cls in option_families().items()
+        ]
+        EnvOptions = Union[tuple(members)]  # noqa: UP007
 
 
 @dataclass
 class RolloutOptions:
     """How episodes are run and written (shared by collect and eval)."""
 
-    env_kwargs: str = "{}"
-    """JSON object of keyword arguments for gymnasium.make, e.g. '{"city": {"blocks_x": 10, "blocks_y": 10}}'."""
+    env_kwargs: str | None = None
+    """A foreign env's gymnasium.make keyword arguments as a JSON object, e.g. --env Pusher-v5 --env-kwargs
+    '{"reward_control_weight": 0.2}'; embodia's envs take typed flags instead (env:FAMILY --env.FIELD VALUE)."""
     overwrite: bool = False
     """Replace episode files already in --out."""
     progress: bool = True
@@ -30,10 +53,15 @@ class RolloutOptions:
     ray_address: str | None = None
     """HOST:PORT of a running Ray cluster (e.g. from `ray start --head --port 6379`) for the actors."""
 
-    def collect_kwargs(self) -> dict:
-        """Keyword arguments of :func:`embodia.runtime.collect.collect`."""
+    def collect_kwargs(self, env_id: str, env_options: object | None) -> dict:
+        """Keyword arguments of :func:`embodia.runtime.collect.collect`.
+
+        Args:
+            env_id: The env the episodes run in.
+            env_options: Its typed options (an ``env:FAMILY`` subcommand), or None.
+        """
         return {
-            "env_kwargs": _parse_json_object(self.env_kwargs, "--env-kwargs"),
+            "env_kwargs": _env_kwargs(env_id, env_options, self.env_kwargs),
             "overwrite": self.overwrite,
             "progress": self.progress,
             "workers": self.workers,
@@ -47,6 +75,8 @@ class CollectCommand:
 
     env: str = "embodia/UrbanNav-v0"
     """Environment id (see `embodia list`)."""
+    env_options: Annotated[EnvOptions | None, tyro.conf.arg(name="env")] = None
+    """The env's constructor options as typed flags, by env family (default: none given, the env id's own)."""
     episodes: int = 10
     """Number of episodes; episode i uses seed `seed + i`."""
     out: Path = Path("runs/collect")
@@ -90,6 +120,8 @@ class EvalCommand:
     the hand-over protocol of UrbanNav-Return-v0); 0: it drives the whole episode."""
     env: str | None = None
     """Environment id (see `embodia list`); default: a zoo entry's recorded env, else embodia/DetourReach-v0."""
+    env_options: Annotated[EnvOptions | None, tyro.conf.arg(name="env")] = None
+    """The env's constructor options as typed flags, by env family (default: none given, the env id's own)."""
     episodes: int | None = None
     """Number of episodes; episode i uses seed `seed + i` (default: a zoo entry's recorded number, else 50)."""
     out: Path = Path("runs/eval")
@@ -179,6 +211,34 @@ COMMANDS: dict[str, type] = {
 DESCRIPTION = "The embodia command line: embodia {demo,collect,train,eval,replay,list,zoo,export} ... (--help)."
 
 
+def _env_kwargs(env_id: str, env_options: object | None, json_text: str | None) -> dict[str, Any]:
+    """``gymnasium.make`` kwargs from the typed ``env:FAMILY`` options (embodia's envs) or ``--env-kwargs`` (foreign).
+
+    Raises:
+        ValueError: Both given, ``--env-kwargs`` for one of embodia's envs, options of another family or for a
+            foreign env, or JSON that is not an object (one line each).
+    """
+    from embodia.envs.options import env_options_type, options_kwargs
+
+    typed = env_options_type(env_id)
+    if json_text is not None:
+        if typed is not None:
+            raise ValueError(
+                f"--env-kwargs is for foreign envs; give {env_id}'s options as typed flags: env:{typed.FAMILY} "
+                f"--env.FIELD VALUE (env:{typed.FAMILY} --help lists them)"
+            )
+        if env_options is not None:
+            raise ValueError("give a foreign env's kwargs as --env-kwargs JSON, not env:FAMILY flags (not both)")
+        return _parse_json_object(json_text, "--env-kwargs")
+    if env_options is None:
+        return {}
+    try:
+        return options_kwargs(env_id, env_options)
+    except ValueError as err:
+        hint = "" if typed is not None else "; give its kwargs as --env-kwargs JSON"
+        raise ValueError(f"--env {err}{hint}") from None
+
+
 def _parse_json_object(text: str, flag: str) -> dict:
     try:
         value = json.loads(text)
@@ -194,7 +254,12 @@ def run_collect(cmd: CollectCommand) -> int:
     from embodia.runtime.collect import collect, format_summary
 
     summary = collect(
-        cmd.env, cmd.episodes, cmd.out, seed=cmd.seed, action_noise=cmd.action_noise, **cmd.rollout.collect_kwargs()
+        cmd.env,
+        cmd.episodes,
+        cmd.out,
+        seed=cmd.seed,
+        action_noise=cmd.action_noise,
+        **cmd.rollout.collect_kwargs(cmd.env, cmd.env_options),
     )
     print(format_summary(summary))
     print(f"wrote {summary['episodes']} episodes and summary.json to {cmd.out}")
@@ -245,7 +310,12 @@ def run_eval(cmd: EvalCommand) -> int:
         for old in (cmd.out / "tb").glob("events.out.tfevents.*"):
             old.unlink()
     summary = collect(
-        env, episodes, cmd.out, seed=cmd.seed, controller_fn=controller_fn, **cmd.rollout.collect_kwargs()
+        env,
+        episodes,
+        cmd.out,
+        seed=cmd.seed,
+        controller_fn=controller_fn,
+        **cmd.rollout.collect_kwargs(env, cmd.env_options),
     )
     log_eval(cmd.out / "tb", summary, label)
     from embodia.replay.report_html import write_eval_report
@@ -412,7 +482,12 @@ def parse_args(argv: list[str] | None = None) -> object:
     argv = sys.argv[1:] if argv is None else list(argv)
     name = argv[0] if argv else None
     if name in COMMANDS:
-        return tyro.cli(COMMANDS[name], args=argv[1:], prog=f"embodia {name}", description=COMMANDS[name].__doc__)
+        command = COMMANDS[name]
+        if command in (CollectCommand, EvalCommand):  # flags after env:FAMILY may still be the command's
+            _bind_env_options()
+            command = Annotated[command, tyro.conf.CascadeSubcommandArgs]
+        return tyro.cli(command, args=argv[1:], prog=f"embodia {name}", description=COMMANDS[name].__doc__)
+    _bind_env_options()
     from embodia.cli.train import POLICY_FLAGS, TrainCommand, policy_flags_overview
 
     if name == "train":
@@ -420,7 +495,9 @@ def parse_args(argv: list[str] | None = None) -> object:
         description = f"{TrainCommand.__doc__}\n\nThe flags of each policy (its --help explains them):\n\n"
         return tyro.cli(train, args=argv[1:], prog="embodia train", description=description + policy_flags_overview(),
                         registry=POLICY_FLAGS)  # fmt: skip
-    subcommands = [Annotated[cls, tyro.conf.subcommand(n)] for n, cls in COMMANDS.items()]
+    subcommands = [
+        Annotated[cls, tyro.conf.subcommand(n), tyro.conf.CascadeSubcommandArgs] for n, cls in COMMANDS.items()
+    ]
     subcommands.insert(2, Annotated[TrainCommand, tyro.conf.subcommand("train"), tyro.conf.CascadeSubcommandArgs])
     return tyro.cli(Union[tuple(subcommands)], args=argv, prog="embodia", description=DESCRIPTION,  # noqa: UP007
                     registry=POLICY_FLAGS)  # fmt: skip

@@ -68,8 +68,8 @@ obstacle, e.g. it drove into it head-on).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Literal
 
 import mujoco
 import numpy as np
@@ -253,6 +253,32 @@ def _closest_on_segment(a: np.ndarray, b: np.ndarray, point: np.ndarray) -> np.n
     return a + t * ab
 
 
+@dataclass
+class DetourOptions:
+    """DetourReach's options (DetourReach-v0, DetourReach-Sided-v0); a field left at None: the env id's value.
+
+    ``config`` defaults to ``DetourConfig``'s defaults; only its fields set to something else are passed, over the
+    env id's (see :mod:`embodia.envs.options`).
+    """
+
+    FAMILY: ClassVar[str] = "detour"
+
+    config: DetourConfig = field(default_factory=DetourConfig)
+    """Arena geometry, speed and reward parameters."""
+    rgb: bool | None = None
+    """Add a top-camera rgb image to the observation (default False)."""
+    rgb_size: int | None = None
+    """Side of that image, pixels (default 64)."""
+    paired_starts: bool | None = None
+    """Seeds 2k and 2k + 1 share the start and goal (default True; False for DetourReach-Sided-v0)."""
+    end_on_collision: bool | None = None
+    """The first contact with the obstacle ends the episode as a failure (default True)."""
+    side_rule: Literal["paired", "start"] | None = None
+    """How the expert's side is chosen (default paired; start for DetourReach-Sided-v0)."""
+    max_steps: int | None = None
+    """Episode step limit (default 100)."""
+
+
 class DetourReachEnv(MjSpecEnv, EzPickle):
     """Reach a goal behind a disk obstacle (see the module docstring).
 
@@ -272,6 +298,8 @@ class DetourReachEnv(MjSpecEnv, EzPickle):
     """
 
     metadata = {"render_modes": ["rgb_array", "depth_array"], "render_fps": 10}
+    OPTIONS: ClassVar[type] = DetourOptions
+    """The typed form of the constructor's kwargs (``embodia collect ... env:detour``)."""
     REWARD_TERMS = ("reward_progress", "reward_success", "reward_collision")
     RECORD_INFOS = ("distance", "in_contact", "collisions")
     """Per-step ``info`` scalars that episode files keep (besides the reward terms)."""

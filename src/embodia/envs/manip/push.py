@@ -16,8 +16,8 @@ coverage, max coverage, pusher and block path lengths.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
 
 import mujoco
 import numpy as np
@@ -32,6 +32,28 @@ from embodia.envs.mujoco_base import MjSpecEnv, SimulationUnstableError, check_m
 
 def _wrap(angle: float, period: float = 2 * np.pi) -> float:
     return float((angle + period / 2) % period - period / 2)
+
+
+@dataclass
+class PushOptions:
+    """The pushing tasks' options (PushBlock-v0, PushT-v0); a field left at None: the env id's value.
+
+    ``table`` defaults to ``TableConfig``'s defaults; only its fields set to something else are passed (see
+    :mod:`embodia.envs.options`).
+    """
+
+    FAMILY: ClassVar[str] = "push"
+
+    table: TableConfig = field(default_factory=TableConfig)
+    """The table's physical parameters."""
+    rgb: bool | None = None
+    """Add a top-camera rgb image to the observation (default False)."""
+    rgb_size: int | None = None
+    """Side of that image, pixels (default 64)."""
+    random_goal: bool | None = None
+    """Sample the goal pose per episode (default: the task's, True for PushBlock, False for PushT)."""
+    max_steps: int | None = None
+    """Episode step limit (default 300)."""
 
 
 class PushEnv(MjSpecEnv, EzPickle):
@@ -50,6 +72,8 @@ class PushEnv(MjSpecEnv, EzPickle):
     """
 
     metadata = {"render_modes": ["rgb_array", "depth_array"], "render_fps": 10}
+    OPTIONS: ClassVar[type] = PushOptions
+    """The typed form of the constructor's kwargs (``embodia collect ... env:push``)."""
     REWARD_TERMS = ("reward_progress", "reward_success")
     RECORD_INFOS = ("position_error", "orientation_error_deg", "coverage", "at_goal")
     """Per-step ``info`` scalars that episode files keep (besides the reward terms)."""

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import math
 import string
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Literal
 
 import mujoco
 import numpy as np
@@ -102,6 +102,32 @@ class SensorConfig:
         return np.stack([np.cos(ee) * np.cos(aa), np.cos(ee) * np.sin(aa), np.sin(ee)], axis=-1).reshape(-1, 3)
 
 
+@dataclass
+class UrbanNavOptions:
+    """UrbanNav's options (UrbanNav-v0, UrbanNav-Return-v0); a field left at None: the env id's value.
+
+    The nested configs default to their own defaults; only the fields set to something else are passed (see
+    :mod:`embodia.envs.options`).
+    """
+
+    FAMILY: ClassVar[str] = "urban-nav"
+
+    task: Literal["follow", "return"] | None = None
+    """Task kind (default: the env id's, follow for UrbanNav-v0, return for UrbanNav-Return-v0)."""
+    city: CityConfig = field(default_factory=CityConfig)
+    """The generated city."""
+    robot: RobotConfig = field(default_factory=RobotConfig)
+    """The robot's body and drive."""
+    sensor: SensorConfig = field(default_factory=SensorConfig)
+    """The ray sensor, the optional camera and odometry noise."""
+    city_seed: int | None = None
+    """Fix the city layout to this seed (tasks still vary per episode); default: a new city per reset."""
+    success_radius: float | None = None
+    """TC radius around the goal, metres (default 3)."""
+    max_steps: int | None = None
+    """Episode step limit (default: the env id's, 1000 for UrbanNav-v0, 1500 for UrbanNav-Return-v0)."""
+
+
 def _finite_number(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
@@ -130,6 +156,8 @@ class UrbanNavEnv(MjSpecEnv, EzPickle):
     """
 
     metadata = {"render_modes": ["rgb_array", "depth_array"], "render_fps": 10}
+    OPTIONS: ClassVar[type] = UrbanNavOptions
+    """The typed form of the constructor's kwargs (``embodia collect ... env:urban-nav``)."""
     REWARD_TERMS = ("reward_progress", "reward_success", "reward_collision")
     RECORD_INFOS = ("phase", "distance_to_goal", "collision")
     HEADLINE_METRICS = (("tc", "TC"), ("spd", "SPD (m)"), ("ndtw", "nDTW"))
