@@ -13,7 +13,8 @@ import torch
 from embodia.envs.contract import embodia_env
 from embodia.envs.experts import make_expert
 from embodia.policies.factory import make_policy
-from embodia.policies.plan_stats import PlanInfo, PlanStats
+from embodia.policies.plan_info import PlanInfo
+from embodia.policies.plan_stats import PlanStats
 from embodia.runtime.controller import Controller, MemoryController, memory_snapshot
 from embodia.runtime.controller_registry import CONTROLLERS, controller_factory
 from embodia.runtime.episode import run_episode

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from embodia.agents.perception import RayPerception
+from embodia.policies.base import Policy
 from embodia.policies.plan_stats import PlanStats
 from embodia.policies.registry import get_policy_class
-
-if TYPE_CHECKING:  # model.py builds MemoryAgents (rollout_controller): the import at run time is its, not ours
-    from embodia.agents.model import AgentPolicy
 
 __all__ = ["AgentStep", "MemoryAgent"]
 
@@ -52,10 +50,11 @@ class MemoryAgent:
     """An agent that perceives, remembers and acts (see the module docstring).
 
     Args:
-        policy: The agent policy (its inner normaliser fitted, e.g. loaded from a checkpoint).
+        policy: The agent policy, an ``embodia.agents.model.AgentPolicy`` (the registered ``"agent"``; this module
+            sits below ``model``, which builds ``MemoryAgent`` s), its inner normaliser fitted.
     """
 
-    def __init__(self, policy: AgentPolicy) -> None:
+    def __init__(self, policy: Policy) -> None:
         if not isinstance(policy, get_policy_class("agent")):
             raise TypeError(f"MemoryAgent needs an AgentPolicy, got {type(policy).__name__}")
         if policy.device.type != "cpu":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -22,9 +21,7 @@ from tqdm import tqdm
 from embodia.agents.agent import MemoryAgent
 from embodia.data.episodes import Episode
 from embodia.data.windows import EpisodeWindows
-
-if TYPE_CHECKING:  # model.py builds AgentWindows (training_windows): the import at run time is its, not ours
-    from embodia.agents.model import AgentPolicy
+from embodia.policies.base import Policy
 
 __all__ = ["AgentWindows", "PhaseWindows", "agent_rows", "phase_mask"]
 
@@ -97,7 +94,7 @@ class AgentWindows(PhaseWindows):
         raw_width: Width of the raw part of a row.
     """
 
-    def __init__(self, policy: AgentPolicy, episodes: Sequence[Episode], *, progress: bool = False) -> None:
+    def __init__(self, policy: Policy, episodes: Sequence[Episode], *, progress: bool = False) -> None:
         episodes = list(episodes)
         if not episodes:
             raise ValueError("AgentWindows needs at least one episode")

@@ -1,4 +1,7 @@
-"""Episode data: per-episode HDF5 files (Minari-compatible layout), datasets and samplers for training."""
+"""Episode data: per-episode HDF5 files, training windows and samplers, episode digests.
+
+The files have embodia's own layout; ``embodia export --format minari`` writes a Minari dataset from them.
+"""
 
 from embodia.data.episodes import (
     FORMAT_VERSION,

@@ -15,18 +15,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from embodia.policies.base import PolicyConfig
 from embodia.runtime.collect import collect
 from embodia.runtime.policy_controller import policy_controller
 from embodia.stats import mean_ci95
 from embodia.training.config import TrainConfig
-
-if TYPE_CHECKING:
-    from embodia.policies.base import PolicyConfig
 
 __all__ = [
     "Variant", "evaluate_variants", "log_eval", "mean_per_episode", "paired_difference", "per_episode",

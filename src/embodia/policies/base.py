@@ -49,7 +49,7 @@ from torch import Tensor, nn
 
 from embodia.atomic import atomic_write
 from embodia.policies.normalizer import MinMaxNormalizer
-from embodia.policies.plan_stats import PlanInfo
+from embodia.policies.plan_info import PlanInfo
 from embodia.policies.registry import get_policy_class, register, registered_policies
 from embodia.validation import check_int
 

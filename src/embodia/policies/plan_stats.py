@@ -1,10 +1,11 @@
-"""What one re-plan of a policy cost, and the per-episode bookkeeping of a controller's latency and plans.
+"""The per-episode bookkeeping of a controller's latency and plans.
 
-:meth:`Policy.select_action <embodia.policies.base.Policy.select_action>` records :class:`PlanInfo` in
-``policy.last_plan`` when a call predicted a new chunk (None when it popped a planned action), so no caller needs
-the policy's plan queue. :class:`PlanStats` is the one bookkeeper of every controller that times its actions
-(``PolicyController``, the memory agents, the modular agent): wall time per action, per observation and per
-re-plan, network evaluations per plan and, for energy-based policies, the final energy of every chunk.
+:meth:`Policy.select_action <embodia.policies.base.Policy.select_action>` records a
+:class:`~embodia.policies.plan_info.PlanInfo` in ``policy.last_plan`` when a call predicted a new chunk (None when
+it popped a planned action), so no caller needs the policy's plan queue. :class:`PlanStats` is the one bookkeeper
+of every controller that times its actions (``PolicyController``, the memory agents, the modular agent): wall time
+per action, per observation and per re-plan, network evaluations per plan and, for energy-based policies, the
+final energy of every chunk.
 """
 
 from __future__ import annotations
@@ -12,38 +13,14 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
-if TYPE_CHECKING:
-    from embodia.policies.base import Policy
+from embodia.policies.base import Policy
 
-__all__ = ["PlanInfo", "PlanStats"]
-
-
-@dataclass(frozen=True)
-class PlanInfo:
-    """One re-plan of a policy.
-
-    Attributes:
-        nfe: Network evaluations per sample, averaged over the batch (1.0 for a policy that does not count them:
-            one forward pass).
-        energy: Final energy of the chunk, averaged over the batch (energy-based policies), else None.
-    """
-
-    nfe: float
-    energy: float | None
-
-    @classmethod
-    def of(cls, last_nfe: Tensor | None, last_energy: Tensor | None) -> PlanInfo:
-        """From a policy's ``last_nfe`` ``(B,)`` and ``last_energy`` ``(B,)`` after ``predict_action`` (or None)."""
-        nfe = float(last_nfe.float().mean()) if isinstance(last_nfe, Tensor) else 1.0
-        energy = float(last_energy.float().mean()) if isinstance(last_energy, Tensor) else None
-        return cls(nfe, energy)
+__all__ = ["PlanStats"]
 
 
 class PlanStats:

@@ -19,10 +19,6 @@ import importlib
 import importlib.util
 import pkgutil
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from embodia.policies.base import Policy
 
 __all__ = [
     "OTHER_MODULES",
@@ -41,10 +37,11 @@ PLANNED_POLICIES: tuple[str, ...] = ("diffusion", "ebt", "ebt-dsm", "mlp")
 OTHER_MODULES: dict[str, str] = {"agent": "embodia.agents.model", "navigator": "embodia.agents.navigator"}
 """Policies defined outside ``embodia.policies``: name -> module."""
 
-_REGISTRY: dict[str, type[Policy]] = {}
+_REGISTRY: dict[str, type] = {}
+"""Name -> ``Policy`` subclass (typed ``type``: this module sits below ``policies.base``, which registers into it)."""
 
 
-def register(name: str, cls: type[Policy]) -> None:
+def register(name: str, cls: type) -> None:
     """Record ``cls`` as policy ``name`` (redefining the same class, e.g. on a module reload, is allowed).
 
     Args:
@@ -61,7 +58,7 @@ def register(name: str, cls: type[Policy]) -> None:
     _REGISTRY[name] = cls
 
 
-def registered_policies() -> dict[str, type[Policy]]:
+def registered_policies() -> dict[str, type]:
     """The policies defined so far (imported modules only), by name. See :func:`available_policies`."""
     return dict(_REGISTRY)
 
@@ -74,7 +71,7 @@ def policy_module(name: str) -> str:
     return f"embodia.policies.{package}.modeling_{package}"
 
 
-def get_policy_class(name: str) -> type[Policy]:
+def get_policy_class(name: str) -> type:
     """The Policy subclass registered as ``name``, importing its module if needed.
 
     Raises:
