@@ -366,6 +366,9 @@ def compute_checks(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def main() -> None:
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        return
     if "--markdown" in sys.argv:
         args = [a for a in sys.argv[1:] if a != "--markdown"]
         path = Path(args[0]) if args else Path(__file__).parent / "results" / "policy_compare.json"
