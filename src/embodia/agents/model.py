@@ -66,7 +66,7 @@ class AgentConfig(WrapsPolicy, PolicyConfig, SensorFields):
 
     The sensor fields come from :class:`~embodia.agents.perception.SensorFields`.
 
-    ``obs_dim`` is derived from the other fields (leave it 0); a value that disagrees is refused.
+    ``obs_dim`` is derived from the other fields (not a command-line flag); a value that disagrees is refused.
     """
 
     obs_dim: int = 0
@@ -357,6 +357,11 @@ class AgentPolicy(Policy):
     def last_nfe(self) -> Tensor | None:
         """The inner policy's network evaluations in its last plan (EBT's dynamic compute), if it counts them."""
         return self.inner.last_nfe
+
+    @property
+    def last_energy(self) -> Tensor | None:
+        """``(B,)`` final chunk energy of the inner policy's last plan (energy-based inner policies), else None."""
+        return self.inner.last_energy
 
     def fit_normalizer(self, obs: np.ndarray | Tensor, actions: np.ndarray | Tensor) -> AgentPolicy:
         """Fit the action range (the inner policy's) and the row statistics (kept for inspection); returns self."""

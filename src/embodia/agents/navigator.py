@@ -83,7 +83,7 @@ NavigatorInner = (
 class NavigatorConfig(WrapsPolicy, PolicyConfig, SensorFields):
     """The learned memory agent: memory mode, inner policy and the sensor layout its features are read from.
 
-    ``obs_dim`` is the feature width (:data:`~embodia.agents.plan_features.NUM_FEATURES`; leave it 0).
+    ``obs_dim`` is the feature width (:data:`~embodia.agents.plan_features.NUM_FEATURES`; not a command-line flag).
     """
 
     obs_dim: int = 0
@@ -94,7 +94,8 @@ class NavigatorConfig(WrapsPolicy, PolicyConfig, SensorFields):
     """Memory ablation mode (``embodia.agents.ablation.MEMORY_MODES``)."""
     inner: NavigatorInner = field(default_factory=lambda: NavigatorConfig.default_inner("ebt"))
     """Inner policy: EBT-Policy (default, with :data:`INNER_DEFAULTS`), Diffusion Policy or MLP, with its config
-    (the navigator sets its window fields)."""
+    (the navigator sets its window fields). In code, start from ``NavigatorConfig.default_inner(name)``
+    to get those defaults; a bare ``policy_config(name)`` has the inner policy's own."""
     act_from_phase: int = 0
     """Task phase from which the agent acts (earlier phases are driven by the env's expert while the agent
     observes, ``embodia.agents.handover``); training samples are the steps of these phases."""

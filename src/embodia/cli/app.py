@@ -105,7 +105,7 @@ class DemoCommand:
 
 @dataclass
 class EvalCommand:
-    """Evaluate a policy checkpoint or the modular agent: episode files, summary.json and eval/* in TensorBoard."""
+    """Evaluate a checkpoint or a non-learned controller (--agent modular|expert): episodes, summary, TensorBoard."""
 
     checkpoint: Path | None = None
     """Policy checkpoint, e.g. runs/ebt/policy.pt (from `embodia train`) or zoo:NAME (`embodia zoo list`); or give

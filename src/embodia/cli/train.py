@@ -82,7 +82,7 @@ def policy_flags_overview() -> str:
             if f.init and f.name not in config_class.data_fields and f.name != "inner"
         ]
         if any(f.name == "inner" for f in dataclasses.fields(config_class)):
-            flags.append("policy.inner:{ebt,ebt-dsm,diffusion,mlp} --policy.inner.FIELD")
+            flags.append(f"policy.inner:{{{','.join(config_class.inner_policies)}}} --policy.inner.FIELD")
         paragraphs.append(f"policy:{name}: {' '.join(flags)}")
     return "\n\n".join(paragraphs)
 

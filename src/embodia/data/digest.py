@@ -74,7 +74,7 @@ def episode_key(episode: Episode, salt: str = "") -> str:
 
     Hashes ``salt`` (e.g. the deriving model's settings as JSON), the env (id, kwargs, seed), the content
     (:func:`update_content_digest`), every observation by name (text entries as their strings) and every per-step
-    info by name (e.g. the task phases).
+    info by name (e.g. the task phases), then the actions once more in their own dtype.
 
     Args:
         episode: The episode.

@@ -90,7 +90,10 @@ def env_class(env_id: str) -> type | None:
         entry = gym.spec(env_id).entry_point
     except gym.error.Error:
         return None
-    creator = load_env_creator(entry) if isinstance(entry, str) else entry
+    try:  # a foreign env whose module or dependencies are missing here has no views to offer
+        creator = load_env_creator(entry) if isinstance(entry, str) else entry
+    except (ImportError, gym.error.Error):
+        return None
     return creator if isinstance(creator, type) else None
 
 
