@@ -19,6 +19,16 @@ def lint(src: Path) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+def lint_with_import(tmp_path: Path, module: str, line: str) -> subprocess.CompletedProcess:
+    """``lint`` on a copy of the package in ``tmp_path`` whose ``module`` (a path under embodia/) ends with ``line``."""
+    shutil.copytree(
+        ROOT / "src" / "embodia", tmp_path / "embodia", ignore=shutil.ignore_patterns("*.pt", "__pycache__")
+    )
+    path = tmp_path / "embodia" / module
+    path.write_text(path.read_text() + f"\n{line}\n")
+    return lint(tmp_path)
+
+
 def test_every_layering_contract_is_kept():
     proc = lint(ROOT / "src")
     assert proc.returncode == 0, proc.stdout[-3000:]
@@ -27,12 +37,7 @@ def test_every_layering_contract_is_kept():
 
 def test_an_upward_import_breaks_the_contract(tmp_path):
     """A copy of the package whose env module imports an agent module: the check fails and names the import."""
-    shutil.copytree(
-        ROOT / "src" / "embodia", tmp_path / "embodia", ignore=shutil.ignore_patterns("*.pt", "__pycache__")
-    )
-    actions = tmp_path / "embodia" / "envs" / "actions.py"
-    actions.write_text(actions.read_text() + "\nimport embodia.agents.planner  # deliberately upward\n")
-    proc = lint(tmp_path)
+    proc = lint_with_import(tmp_path, "envs/actions.py", "import embodia.agents.planner  # deliberately upward")
     assert proc.returncode != 0
     assert "envs and memory import nothing above them BROKEN" in proc.stdout
     assert "top-level layers, each importing only those below it BROKEN" in proc.stdout
@@ -41,12 +46,7 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
 
 def test_an_import_cycle_breaks_the_contract(tmp_path):
     """A copy of the package whose policy registry imports the policy base (which imports the registry): a cycle."""
-    shutil.copytree(
-        ROOT / "src" / "embodia", tmp_path / "embodia", ignore=shutil.ignore_patterns("*.pt", "__pycache__")
-    )
-    registry = tmp_path / "embodia" / "policies" / "registry.py"
-    registry.write_text(registry.read_text() + "\nimport embodia.policies.base  # deliberately circular\n")
-    proc = lint(tmp_path)
+    proc = lint_with_import(tmp_path, "policies/registry.py", "import embodia.policies.base  # deliberately circular")
     assert proc.returncode != 0
     assert "no import cycles between the modules of any package BROKEN" in proc.stdout
     assert "No cycles are allowed in embodia.policies." in proc.stdout
